@@ -1,0 +1,3 @@
+from nanny.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""The application factory: all wiring happens here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from nanny.config import Settings
+from nanny.db.pool import create_pool
+from nanny.http import auth, health
+from nanny.http.middlewares import error_middleware
+from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
+
+log = logging.getLogger("nanny")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Leave a core for the event loop: a login burst queues here instead of starving requests.
+    workers = max(1, (os.cpu_count() or 2) // 2)
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanny-cpu")
+    app[CPU_EXECUTOR] = executor
+    yield
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    app[POOL] = pool
+
+    async def check_db() -> None:
+        await pool.fetchval("SELECT 1")
+
+    app[HEALTH_CHECKS]["db"] = check_db
+    yield
+    await pool.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (the CLI finds one)")
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[HEALTH_CHECKS] = {}
+    app.cleanup_ctx.append(cpu_executor_ctx)
+    app.cleanup_ctx.append(pool_ctx)
+    app.add_routes(auth.routes)
+    app.add_routes(health.routes)
+    return app

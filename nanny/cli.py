@@ -1,0 +1,145 @@
+"""Command line: `nanny serve|migrate|create-admin`. Parses arguments and calls the app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from nanny.config import ConfigError, Settings, load_settings
+from nanny.http.endpoint import validation_error
+from nanny.http.schemas import Body, Email, FullName, Password
+
+log = logging.getLogger("nanny")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nanny", description="Nanny pet-sitting backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply pending migrations, then serve HTTP and WebSocket")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
+
+    sub.add_parser("migrate", help="apply pending database migrations")
+
+    admin = sub.add_parser("create-admin", help="create an administrator account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--full-name", required=True)
+    return parser
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def resolve_database(settings: Settings) -> Settings:
+    """Settings with a database URL: the configured one, else the embedded PostgreSQL."""
+    if settings.database_url:
+        return settings
+    from nanny.db.embedded import start_embedded_postgres
+
+    return dataclasses.replace(settings, database_url=start_embedded_postgres(settings.data_dir))
+
+
+def _migrate(settings: Settings) -> None:
+    from nanny.db.migrate import apply_migrations
+
+    applied = apply_migrations(settings.database_url)
+    log.info("migrations: %d applied", applied)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from nanny.app import create_app
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1:
+        raise ConfigError("--workers > 1 is not available yet; run one process per port for now")
+    settings = resolve_database(settings)
+    _migrate(settings)
+    web.run_app(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        shutdown_timeout=10,
+        print=lambda msg: log.info("%s", msg.strip()),
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _migrate(resolve_database(settings))
+    return 0
+
+
+class AdminAccount(Body):
+    email: Email
+    password: Password
+    full_name: FullName
+
+
+async def _create_admin(settings: Settings, account: AdminAccount) -> int | None:
+    import asyncpg
+    import bcrypt
+
+    from nanny.db import users as db_users
+
+    hashed = await asyncio.to_thread(
+        bcrypt.hashpw, account.password.encode(), bcrypt.gensalt(settings.bcrypt_rounds)
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await db_users.create_user(
+            conn,
+            email=account.email,
+            phone=None,
+            full_name=account.full_name,
+            password_hash=hashed.decode(),
+            role="admin",
+        )
+    finally:
+        await conn.close()
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        account = AdminAccount(email=args.email, password=args.password, full_name=args.full_name)
+    except ValidationError as exc:
+        raise ConfigError(validation_error(exc, "arguments").message) from None
+    settings = resolve_database(settings)
+    _migrate(settings)
+    user_id = asyncio.run(_create_admin(settings, account))
+    if user_id is None:
+        print(f"nanny: an account with e-mail {account.email} already exists", file=sys.stderr)
+        return 1
+    print(f"admin {account.email} created (user_id {user_id})")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings)
+        return COMMANDS[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"nanny: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""SQL, one module per table group: plain async functions taking a connection."""

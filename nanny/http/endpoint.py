@@ -1,0 +1,140 @@
+"""The endpoint declaration: one decorator states a handler's body, query, response, roles and
+errors. It validates requests with those declarations and the OpenAPI document reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from nanny.errors import NannyError, ValidationFailed
+from nanny.http import security
+from nanny.keys import CPU_EXECUTOR
+
+# Parsing a body this large is done in a worker thread so the loop keeps serving.
+_OFFLOAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    roles: tuple[str, ...] | None = None  # None: public; () any authenticated user
+    errors: tuple[type[NannyError], ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+SPEC_ATTR = "__nanny_endpoint__"
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+def endpoint(
+    summary: str,
+    *,
+    tag: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    roles: tuple[str, ...] | None = None,
+    errors: tuple[type[NannyError], ...] = (),
+    headers: dict[str, str] | None = None,
+) -> Callable[[Handler], Handler]:
+    """Declare an endpoint. The handler receives `user` (when roles is not None), `body` and
+    `query` as keyword arguments, already authenticated and validated."""
+    spec = EndpointSpec(
+        summary=summary,
+        tag=tag,
+        body=body,
+        query=query,
+        response=response,
+        status=status,
+        roles=roles,
+        errors=errors,
+        headers=headers or {},
+    )
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            kwargs: dict[str, Any] = {}
+            if roles is not None:
+                kwargs["user"] = await security.require_user(request, roles)
+            if query is not None:
+                kwargs["query"] = parse_query(request, query)
+            if body is not None:
+                kwargs["body"] = await parse_body(request, body)
+            return await handler(request, **kwargs)
+
+        setattr(wrapped, SPEC_ATTR, spec)
+        return wrapped
+
+    return decorate
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_error(exc: ValidationError, where: str = "body") -> ValidationFailed:
+    first = exc.errors(include_url=False)[0]
+    name = _field_name(first["loc"])
+    kind = first["type"]
+    if kind == "json_invalid":
+        return ValidationFailed(
+            f"Malformed JSON: {first['msg'].removeprefix('Invalid JSON: ')}",
+            details={"field": where},
+        )
+    if kind == "extra_forbidden":
+        message = f"Unknown field '{name}'"
+    elif kind == "missing":
+        message = f"Field '{name}' is required"
+    elif kind == "model_type":
+        message = f"The {where} must be a JSON object"
+    else:
+        message = f"Invalid '{name}': {first['msg'].removeprefix('Value error, ')}"
+    return ValidationFailed(message, details={"field": name, "reason": kind})
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.read()
+    if not raw.strip():
+        raise ValidationFailed("The request body must be a JSON object", details={"field": "body"})
+    try:
+        if len(raw) > _OFFLOAD_BYTES:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                request.app[CPU_EXECUTOR], model.model_validate_json, raw
+            )
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc, "query") from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A positive integer id from the path; anything else is a 400 naming the parameter."""
+    raw = request.match_info[name]
+    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 10:
+        value = int(raw)
+        if 0 < value <= 2_147_483_647:
+            return value
+    raise ValidationFailed(
+        f"Path parameter '{name}' must be a positive integer", details={"field": name}
+    )

@@ -1,0 +1,82 @@
+"""The error middleware: every failure becomes API.md's JSON error, tagged with a request id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+
+import asyncpg
+from aiohttp import web
+
+from nanny.errors import NannyError, RateLimited
+from nanny.http.responses import error_response
+
+log = logging.getLogger("nanny.http")
+
+REQUEST_ID_KEY = "nanny_request_id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_HTTP_CODES = {
+    400: ("validation_error", "The request is malformed"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "No such resource"),
+    405: ("method_not_allowed", "Method not allowed on this resource"),
+    413: ("payload_too_large", "The request body is larger than 1 MiB"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+# Failures of the database connection itself: the service is unavailable, not broken.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+
+
+def request_id(request: web.Request) -> str:
+    return request.get(REQUEST_ID_KEY, "-")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = rid
+    try:
+        response = await handler(request)
+    except NannyError as exc:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, ("error", exc.reason))
+        response = error_response(exc.status, code, message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+    except asyncio.CancelledError:
+        raise
+    except _UNAVAILABLE as exc:
+        log.warning("database unavailable (request %s): %r", rid, exc)
+        response = error_response(
+            503,
+            "unavailable",
+            "The database is unavailable; try again shortly",
+            {"request_id": rid},
+        )
+    except Exception:
+        log.exception("unhandled error (request %s) %s %s", rid, request.method, request.path)
+        response = error_response(
+            500, "internal_error", "Something went wrong on our side", {"request_id": rid}
+        )
+    if not response.prepared:
+        response.headers["X-Request-ID"] = rid
+    return response

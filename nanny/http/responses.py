@@ -1,0 +1,58 @@
+"""JSON encoding shared by every handler: RFC 3339 times with Z, money as 2-place numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from aiohttp import web
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal | float | int) -> float:
+    return float(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return money(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
+def dumps(data: Any) -> str:
+    return _encoder.encode(data)
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        text=dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def list_response(items: list[Any], total: int) -> web.Response:
+    return json_response(items, headers={"X-Total-Count": str(total)})
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {"error": message, "code": code}
+    if details:
+        body["details"] = details
+    return json_response(body, status=status)

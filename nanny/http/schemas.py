@@ -1,0 +1,79 @@
+"""Shared request/response declarations. Resource modules declare their own models on these
+bases; the same classes validate requests and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+
+class Body(BaseModel):
+    """A JSON request body: unknown fields and wrong JSON types are refused (no coercion)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Query(BaseModel):
+    """Query parameters: strings by nature, so values are parsed leniently; unknown ones ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Out(BaseModel):
+    """A response shape, declared for the OpenAPI document."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class Paging(Query):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class ErrorOut(Out):
+    error: str
+    code: str
+    details: dict | None = None
+
+
+class MessageOut(Out):
+    message: str
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _fits_bcrypt(value: str) -> str:
+    # bcrypt only reads 72 bytes; refusing longer passwords beats silently ignoring their tail.
+    if len(value.encode()) > 72:
+        raise ValueError("must be at most 72 bytes")
+    return value
+
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    Field(json_schema_extra={"format": "email"}),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{7,14}$"),
+    Field(description="E.164, e.g. +77010000001"),
+]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[
+    str,
+    Field(min_length=8, description="at least 8 characters, at most 72 bytes"),
+    AfterValidator(_fits_bcrypt),
+]
+ShortText = Annotated[str, StringConstraints(max_length=2000)]
+NonBlank = Annotated[str, StringConstraints(max_length=200), AfterValidator(_not_blank)]
+Money = Annotated[
+    Decimal,
+    Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
+]

@@ -1,0 +1,161 @@
+"""Tokens, passwords and the role/ownership checks every resource module uses."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+import jwt
+from aiohttp import web
+
+from nanny.config import Settings
+from nanny.db import users as db_users
+from nanny.errors import Forbidden, Unauthorized
+from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS
+
+ALGORITHM = "HS256"
+TOKEN_COOKIE = "nanny_token"
+USER_KEY = "nanny_user"
+_TOKEN_SOURCE_KEY = "nanny_token_source"
+
+# Verified against when the e-mail is unknown, so both failures take the same time.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    role: str
+    expires_at: datetime
+
+
+def issue_token(settings: Settings, user_id: int, role: str) -> tuple[str, datetime]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    expires_at = now + timedelta(hours=settings.jwt_ttl_hours)
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": expires_at}
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), expires_at
+
+
+def decode_token(settings: Settings, token: str) -> TokenClaims:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp", "iat"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("The token is invalid") from None
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub.isdigit() or not isinstance(role, str):
+        raise Unauthorized("The token is invalid")
+    return TokenClaims(int(sub), role, datetime.fromtimestamp(claims["exp"], UTC))
+
+
+async def hash_password(app: web.Application, password: str) -> str:
+    rounds = app[SETTINGS].bcrypt_rounds
+
+    def work() -> str:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+    return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
+
+
+async def verify_password(app: web.Application, password: str, hashed: str | None) -> bool:
+    def work() -> bool:
+        candidate = password.encode()
+        if hashed is None or len(candidate) > 72:
+            bcrypt.checkpw(b"x", _DUMMY_HASH)
+            return False
+        return bcrypt.checkpw(candidate, hashed.encode())
+
+    return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+def csrf_token_for(settings: Settings, session_token: str) -> str:
+    """The CSRF token bound to a session cookie: pages embed it, cookie-authenticated writes
+    send it back. Stateless, and useless to a site that cannot read our pages."""
+    digest = hmac.new(settings.jwt_secret.encode(), b"csrf:" + session_token.encode(), "sha256")
+    return digest.hexdigest()
+
+
+def check_csrf(request: web.Request, settings: Settings, session_token: str) -> None:
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent, csrf_token_for(settings, session_token)):
+        raise Forbidden("Missing or invalid CSRF token", details={"field": CSRF_HEADER})
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def request_token(request: web.Request) -> tuple[str, str] | None:
+    """The caller's token and where it came from ('bearer' or 'cookie'), or None."""
+    token = bearer_token(request)
+    if token is not None:
+        return token, "bearer"
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    if cookie:
+        return cookie, "cookie"
+    return None
+
+
+async def authenticate(request: web.Request) -> db_users.User | None:
+    """The live user behind the request's token; None without a token; 401 for a bad one."""
+    if USER_KEY in request:
+        return request[USER_KEY]
+    found = request_token(request)
+    if found is None:
+        return None
+    token, source = found
+    settings = request.app[SETTINGS]
+    claims = decode_token(settings, token)
+    if source == "cookie" and request.method not in SAFE_METHODS:
+        check_csrf(request, settings, token)
+    async with request.app[POOL].acquire() as conn:
+        user = await db_users.get_user(conn, claims.user_id)
+    if user is None:
+        raise Unauthorized("The account no longer exists")
+    request[USER_KEY] = user
+    request[_TOKEN_SOURCE_KEY] = source
+    return user
+
+
+def authenticated_by_cookie(request: web.Request) -> bool:
+    return request.get(_TOKEN_SOURCE_KEY) == "cookie"
+
+
+async def require_user(request: web.Request, roles: tuple[str, ...] = ()) -> db_users.User:
+    """The authenticated caller, who must hold one of `roles` (any role when empty)."""
+    user = await authenticate(request)
+    if user is None:
+        raise Unauthorized("Authentication required")
+    if roles and user.role not in roles:
+        raise Forbidden(f"This action needs the {' or '.join(roles)} role")
+    return user
+
+
+def require_approved_sitter(user: db_users.User) -> None:
+    if user.role != "sitter" or user.sitter is None or user.sitter.status != "approved":
+        raise Forbidden("Only approved sitters may do this")
+
+
+def require_self_or_admin(user: db_users.User, user_id: int) -> None:
+    if user.role != "admin" and user.user_id != user_id:
+        raise Forbidden("You may only access your own records")

