@@ -11,6 +11,7 @@ from aiohttp import web
 
 from nanny.config import Settings
 from nanny.db.pool import create_pool
+from nanny.events import BOOKING_LISTENERS
 from nanny.http import auth, health
 from nanny.http.middlewares import error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[HEALTH_CHECKS] = {}
+    app[BOOKING_LISTENERS] = []
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
     app.add_routes(auth.routes)

@@ -11,13 +11,15 @@ import urllib.request
 
 import asyncpg
 
+from nanny import PROJECT_ROOT
 from nanny.cli import main
 from tests.conftest import free_port
 
 
 def _env(**extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    return env | extra
+    # Run this checkout's code, whichever checkout the package was installed from.
+    return env | {"PYTHONPATH": str(PROJECT_ROOT)} | extra
 
 
 def _wait_health(port: int, timeout: float) -> tuple[int, float]:
