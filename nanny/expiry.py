@@ -67,15 +67,15 @@ async def run_expiry_if_due(app: web.Application) -> float:
         cancelled = await db_bookings.expire_stale_bookings(conn, stale_after=STALE_AFTER)
         await conn.execute(
             """
-                INSERT INTO task_runs (task, last_run_at) VALUES ($1, now())
-                ON CONFLICT (task) DO UPDATE SET last_run_at = excluded.last_run_at
-                """,
+            INSERT INTO task_runs (task, last_run_at) VALUES ($1, now())
+            ON CONFLICT (task) DO UPDATE SET last_run_at = excluded.last_run_at
+            """,
             TASK_NAME,
         )
     log.info(
-        "expiry: cancelled %d booking(s) pending more than %s after their start%s",
+        "expiry: cancelled %d booking(s) pending more than %d h after their start%s",
         len(cancelled),
-        STALE_AFTER,
+        STALE_AFTER // timedelta(hours=1),
         (": " + ", ".join(str(b.booking_id) for b in cancelled)) if cancelled else "",
     )
     for booking in cancelled:
