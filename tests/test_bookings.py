@@ -530,3 +530,19 @@ async def test_failing_listener_does_not_fail_the_request(client):
     resp = await client.post(f"/api/bookings/{booking_id}/confirm", headers=sitter.headers)
     assert resp.status == 200
     assert await booking_status(client, booking_id) == "confirmed"
+
+
+async def test_out_of_range_ids_are_refused(client):
+    owner, _, pet, service = await world(client)
+    base = booking_body(pet, service, future(24))
+    for field in ("sitter_id", "pet_id", "service_id"):
+        for value in (2**31, 0, -5):
+            resp = await client.post(
+                "/api/bookings", json=base | {field: value}, headers=owner.headers
+            )
+            assert resp.status == 400, (field, value)
+            assert_error(await resp.json(), "validation_error", field)
+    resp = await client.post(
+        "/api/bookings", json=base | {"owner_id": 2**40}, headers=owner.headers
+    )
+    assert resp.status == 403

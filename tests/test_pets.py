@@ -273,3 +273,24 @@ async def test_cookie_write_needs_csrf_token(client, settings):
     resp = await client.post("/api/pets", json=body, headers=good)
     assert resp.status == 201
     assert (await resp.json())["owner_id"] == owner.user_id
+
+
+async def test_nul_characters_are_a_validation_error(client):
+    owner = await make_owner(client)
+    for body, field in [
+        ({"name": "a\u0000b", "type": "cat"}, "name"),
+        ({"name": "a", "type": "cat", "notes": "\u0000"}, "notes"),
+    ]:
+        resp = await client.post("/api/pets", json=body, headers=owner.headers)
+        assert resp.status == 400
+        assert_error(await resp.json(), "validation_error", field)
+    sitter = await make_sitter(client)
+    resp = await client.post(
+        "/api/services",
+        json={"type": "walking", "price_per_hour": 1, "description": "\u0000"},
+        headers=sitter.headers,
+    )
+    assert resp.status == 400
+    resp = await client.get("/api/services/search?location=a%00b")
+    assert resp.status == 400
+    assert_error(await resp.json(), "validation_error", "location")

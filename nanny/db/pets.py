@@ -41,11 +41,6 @@ async def create_pet(
     return _pet(row)
 
 
-async def get_pet(conn: asyncpg.Connection, pet_id: int) -> Pet | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM pets WHERE pet_id = $1", pet_id)
-    return _pet(row)
-
-
 async def get_visible_pet(
     conn: asyncpg.Connection, pet_id: int, viewer_id: int, *, admin: bool = False
 ) -> Pet | None:

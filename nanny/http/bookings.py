@@ -8,7 +8,7 @@ only then do the two parties need to reach each other outside the chat."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import asyncpg
 from aiohttp import web
@@ -35,10 +35,14 @@ BookingStatus = Literal["pending", "confirmed", "completed", "cancelled"]
 CONTACT_STATUSES = frozenset({"confirmed", "completed"})
 
 
+# Ids are PostgreSQL integers: anything outside is refused up front, never sent to the database.
+Id = Annotated[int, Field(gt=0, le=2_147_483_647)]
+
+
 class BookingCreate(Body):
-    sitter_id: int
-    pet_id: int
-    service_id: int
+    sitter_id: Id
+    pet_id: Id
+    service_id: Id
     start_time: AwareDatetime = Field(description="RFC 3339 with an offset; in the future")
     end_time: AwareDatetime = Field(
         description="RFC 3339 with an offset; after start_time, at most 30 days after it"

@@ -14,7 +14,7 @@ from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, Out, Paging, ShortText
+from nanny.http.schemas import Body, Out, Paging, Text, no_nul
 from nanny.keys import POOL
 
 routes = web.RouteTableDef()
@@ -27,8 +27,12 @@ def _not_blank(value: str) -> str:
 
 
 PetName = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_not_blank)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=100),
+    AfterValidator(_not_blank),
+    AfterValidator(no_nul),
 ]
+
 PetType = Literal["cat", "dog", "rodent"]
 PetAge = Annotated[int, Field(ge=0, le=50, description="years")]
 OWNER_ID_DOC = "optional, redundant: when sent it must be the caller's user_id (else 403)"
@@ -38,7 +42,7 @@ class PetCreate(Body):
     name: PetName
     type: PetType
     age: PetAge = 0
-    notes: ShortText = ""
+    notes: Text = ""
     owner_id: int | None = Field(None, description=OWNER_ID_DOC)
 
 
@@ -50,7 +54,7 @@ class PetUpdate(Body):
     name: PetName = None
     type: PetType = None
     age: PetAge = None
-    notes: ShortText = None
+    notes: Text = None
     owner_id: int | None = Field(None, description=OWNER_ID_DOC)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from nanny.db import services as db_services
 from nanny.db import users as db_users
@@ -17,7 +17,7 @@ from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, Money, Out, Paging, ShortText
+from nanny.http.schemas import Body, Money, Out, Paging, Text, no_nul
 from nanny.keys import POOL
 
 routes = web.RouteTableDef()
@@ -29,7 +29,7 @@ SITTER_ID_DOC = "optional, redundant: when sent it must be the caller's user_id 
 class ServiceCreate(Body):
     type: ServiceType
     price_per_hour: Money
-    description: ShortText = ""
+    description: Text = ""
     sitter_id: int | None = Field(None, description=SITTER_ID_DOC)
 
 
@@ -39,7 +39,7 @@ class ServiceUpdate(Body):
     # Defaults of None outside the declared type: missing means unchanged, null is refused.
     type: ServiceType = None
     price_per_hour: Money = None
-    description: ShortText = None
+    description: Text = None
     sitter_id: int | None = Field(None, description=SITTER_ID_DOC)
 
 
@@ -62,9 +62,12 @@ class SearchRowOut(ServiceOut):
 
 class SearchQuery(Paging):
     type: ServiceType | None = None
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = (
-        Field(None, description="case-insensitive substring of the sitter's location")
-    )
+    location: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(no_nul)
+        ]
+        | None
+    ) = Field(None, description="case-insensitive substring of the sitter's location")
     min_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
     max_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
     min_rating: Decimal | None = Field(None, ge=0, le=5)
