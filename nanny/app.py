@@ -12,7 +12,8 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
-from nanny.http import auth, health
+from nanny.expiry import expiry_ctx
+from nanny.http import auth, bookings, health, payments, pets, services
 from nanny.http.middlewares import error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
 
@@ -54,6 +55,11 @@ def create_app(settings: Settings) -> web.Application:
     app[BOOKING_LISTENERS] = []
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(expiry_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
+    app.add_routes(pets.routes)
+    app.add_routes(services.routes)
+    app.add_routes(bookings.routes)
+    app.add_routes(payments.routes)
     return app
