@@ -25,11 +25,10 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
 from nanny.http.responses import json_response, list_response, rfc3339
 from nanny.http.schemas import Body, Out, Paging
-from nanny.keys import POOL
+from nanny.keys import POOL, SETTINGS
 
 routes = web.RouteTableDef()
 
-MAX_PENDING_PER_OWNER = 10
 MAX_DURATION = timedelta(days=30)
 BookingStatus = Literal["pending", "confirmed", "completed", "cancelled"]
 CONTACT_STATUSES = frozenset({"confirmed", "completed"})
@@ -160,6 +159,7 @@ async def create_booking(
 ) -> web.Response:
     check_redundant_owner(body.owner_id, user)
     _check_times(body)
+    limit = request.app[SETTINGS].max_pending_bookings
     async with request.app[POOL].acquire() as conn:
         try:
             async with conn.transaction():
@@ -179,11 +179,11 @@ async def create_booking(
                         "The service is not offered by this sitter", details={"field": "sitter_id"}
                     )
                 pending = await db_bookings.count_pending(conn, user.user_id)
-                if pending >= MAX_PENDING_PER_OWNER:
+                if pending >= limit:
                     raise Conflict(
                         f"You already have {pending} pending bookings; at most "
-                        f"{MAX_PENDING_PER_OWNER} may wait for an answer at once",
-                        details={"pending": pending, "limit": MAX_PENDING_PER_OWNER},
+                        f"{limit} may wait for an answer at once",
+                        details={"pending": pending, "limit": limit},
                     )
                 booking = await db_bookings.insert_booking(
                     conn,
