@@ -1,10 +1,10 @@
 """Rate limits shared by every process: a fixed-window counter per (limit, key).
 
 With `REDIS_URL` the counters live in Redis (INCR and EXPIRE in one MULTI round trip), so all
-processes and hosts share them; without it they live in this process, which is exact for the
-single-process embedded setup. A fixed window lets a client spend up to twice the limit across a
-window boundary; for limits meant to stop scripts that is an acceptable price for one round trip
-and an exact `Retry-After`.
+processes and hosts of a deployment share them (keys are namespaced by the database name);
+without it they live in this process, which is exact for the single-process embedded setup.
+A fixed window lets a client spend up to twice the limit across a window boundary; for limits
+meant to stop scripts that is an acceptable price for one round trip and an exact `Retry-After`.
 
 If Redis fails while counting, the request is allowed (and a warning logged): rate limits protect
 the service, they must not take login down with Redis.
@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -80,15 +81,18 @@ class InProcessRateLimiter:
 
 
 class RedisRateLimiter:
-    def __init__(self, client: aioredis.Redis, clock: Callable[[], float] = time.time):
+    def __init__(
+        self, client: aioredis.Redis, namespace: str, clock: Callable[[], float] = time.time
+    ):
         self._redis = client
+        self._prefix = f"nanny:rl:{namespace}"
         self._clock = clock
         self._warned_at = 0.0
 
     async def hit(self, key: str, limit: RateLimit) -> int:
         now = self._clock()
         window, retry_after = _window(now, limit)
-        slot = f"nanny:rl:{key}:{limit.seconds}:{window}"
+        slot = f"{self._prefix}:{key}:{limit.seconds}:{window}"
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(slot)
@@ -108,6 +112,13 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
+def deployment_namespace(database_url: str | None) -> str:
+    """Counters are shared by the processes of one deployment, i.e. of one database; another
+    deployment (staging beside production, or each test's own database) sharing the Redis keeps
+    its own counts."""
+    return urlsplit(database_url or "").path.strip("/") or "nanny"
+
+
 async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limiter: InProcessRateLimiter | RedisRateLimiter
@@ -117,7 +128,7 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
         )
-        limiter = RedisRateLimiter(client)
+        limiter = RedisRateLimiter(client, deployment_namespace(settings.database_url))
         # Start-up waits here for Redis, so the broker that starts after us finds it up.
         await retry_async(
             describe(settings.redis_url, "Redis"),
