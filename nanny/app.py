@@ -23,6 +23,17 @@ log = logging.getLogger("nanny")
 MAX_BODY_BYTES = 1024 * 1024
 
 
+async def lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    # First in, last out: "stopped" is logged only after every other resource was released.
+    log.info("starting", extra={"env": app[SETTINGS].env})
+    yield
+    log.info("stopped: requests finished, background tasks and pools closed")
+
+
+async def log_shutdown(app: web.Application) -> None:
+    log.info("shutting down: no new connections; finishing in-flight requests")
+
+
 async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # Leave a core for the event loop: a login burst queues here instead of starving requests.
     workers = max(1, (os.cpu_count() or 2) // 2)
@@ -65,6 +76,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
+    app.on_shutdown.append(log_shutdown)
+    app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)

@@ -44,5 +44,6 @@ def configure(level: str, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # yoyo narrates every statement at INFO; its warnings still matter.
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    # yoyo and pgserver narrate every statement and command at INFO; their warnings still matter.
+    for chatty in ("yoyo", "pgserver"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -57,7 +57,8 @@ def _delays() -> Iterator[float]:
 def _next_delay(what: str, attempt: int, exc: BaseException, deadline: float, delay: float):
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise StartupError(f"{what} did not answer in time: {exc or type(exc).__name__}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StartupError(f"{what} did not answer in time: {reason}") from exc
     delay = min(delay, remaining)
     log.warning(
         "%s is not available yet; retrying in %.1f s",
