@@ -36,7 +36,7 @@ class RateLimit:
 # ones because mobile carriers put many customers behind one address (carrier-grade NAT).
 DEFAULT_RATE_LIMITS = {
     "RATE_LOGIN_PER_IP": RateLimit(60, 60),
-    "RATE_LOGIN_PER_EMAIL": RateLimit(10, 60),
+    "RATE_LOGIN_PER_EMAIL": RateLimit(20, 60),
     "RATE_REGISTER_PER_IP": RateLimit(60, 3600),
     "RATE_REGISTER_PER_EMAIL": RateLimit(5, 3600),
     "RATE_BOOKINGS_PER_OWNER": RateLimit(60, 3600),

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from nanny import metrics
 from nanny.config import RateLimit
@@ -127,6 +129,9 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.redis_url,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
+            # One immediate retry covers a pooled connection that died with a Redis restart;
+            # more would only delay the fail-open answer.
+            retry=Retry(NoBackoff(), 1),
         )
         limiter = RedisRateLimiter(client, deployment_namespace(settings.database_url))
         # Start-up waits here for Redis, so the broker that starts after us finds it up.

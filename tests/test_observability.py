@@ -193,3 +193,54 @@ def test_metrics_settings(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_settings(base | env)
         assert str(err.value).startswith(name)
+
+
+async def test_redirects_are_logged_with_their_status(aiohttp_client, settings, log_lines):
+    from aiohttp import web
+
+    app = create_app(settings)
+
+    async def moved(request):
+        raise web.HTTPFound("/api/health")
+
+    app.router.add_get("/moved-for-test/{id}", moved)
+    client = await aiohttp_client(app)
+    resp = await client.get("/moved-for-test/9", allow_redirects=False)
+    assert resp.status == 302
+    entry = next(e for e in log_lines() if e.get("route") == "/moved-for-test/{id}")
+    assert entry["status"] == 302 and entry["path"] == "/moved-for-test/9"
+
+
+async def test_metrics_address_rules(client):
+    from aiohttp.test_utils import make_mocked_request
+
+    base = make_mocked_request("GET", "/metrics", app=client.app)
+    assert metrics._may_read_metrics(base.clone(remote="127.0.0.1"))
+    assert metrics._may_read_metrics(base.clone(remote="::ffff:127.0.0.1"))  # dual-stack socket
+    assert metrics._may_read_metrics(base.clone(remote="::1"))
+    assert not metrics._may_read_metrics(base.clone(remote="192.0.2.7"))
+    assert not metrics._may_read_metrics(base.clone(remote=""))  # a Unix socket peer
+
+
+async def test_a_request_the_client_abandons_is_logged_as_499(aiohttp_client, settings, log_lines):
+    import asyncio
+
+    import aiohttp
+
+    app = create_app(settings)
+    started = asyncio.Event()
+
+    async def slow(request):
+        started.set()
+        await asyncio.sleep(30)
+
+    app.router.add_get("/slow-for-test", slow)
+    client = await aiohttp_client(app, server_kwargs={"handler_cancellation": True})
+    with pytest.raises(asyncio.TimeoutError):
+        await client.get("/slow-for-test", timeout=aiohttp.ClientTimeout(total=0.3))
+    for _ in range(50):
+        if any(e.get("route") == "/slow-for-test" for e in log_lines()):
+            break
+        await asyncio.sleep(0.05)
+    entry = next(e for e in log_lines() if e.get("route") == "/slow-for-test")
+    assert entry["status"] == 499 and entry["duration_ms"] >= 250

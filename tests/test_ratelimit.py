@@ -212,6 +212,6 @@ def test_bad_rate_limit_names_the_variable(tmp_path, raw):
 
 def test_default_limits(tmp_path):
     s = load_settings({"NANNY_DATA_DIR": str(tmp_path)})
-    assert s.rate_login_per_email == RateLimit(10, 60)
+    assert s.rate_login_per_email == RateLimit(20, 60)
     assert s.rate_login_per_ip == RateLimit(60, 60)
     assert s.rate_bookings_per_owner == RateLimit(60, 3600)

@@ -11,6 +11,7 @@ import time
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web
 
 from tests.conftest import TEST_JWT_SECRET, free_port
 from tests.faults import TcpProxy
@@ -95,6 +96,7 @@ async def test_waits_for_postgres_then_redis(database_url, redis_server_url, tmp
         await pg.restore()
         await asyncio.sleep(2.5)  # migrations and the pool get through; Redis is still away
         assert proc.poll() is None and refuses_connections(port)
+        await asyncio.sleep(1.5)
         await redis.restore()
         await wait_health(port, timeout=15)
         async with (
@@ -119,3 +121,71 @@ async def test_waits_for_postgres_then_redis(database_url, redis_server_url, tmp
     delays = [e["retry_in_s"] for e in pg_waits]
     assert delays == sorted(delays) and delays[0] < delays[-1]
     assert waits.index(pg_waits[-1]) < waits.index(redis_waits[0])
+
+
+# --- the retry helpers in-process (the subprocess tests above do not count towards coverage) ---
+
+
+async def test_retry_async_waits_for_a_restored_connection(database_url, monkeypatch):
+    import asyncpg
+
+    from nanny import startup
+
+    monkeypatch.setattr(startup, "FIRST_DELAY", 0.05)
+    proxy = TcpProxy.for_postgres(database_url)
+    await proxy.start()
+    await proxy.cut()
+    dsn = proxy.postgres_dsn(database_url)
+
+    async def restore_later():
+        await asyncio.sleep(0.4)
+        await proxy.restore()
+
+    restoring = asyncio.create_task(restore_later())
+    try:
+        conn = await startup.retry_async(
+            "PostgreSQL", lambda: asyncpg.connect(dsn), startup.ASYNCPG_TRANSIENT, 10
+        )
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        await restoring
+    finally:
+        await proxy.close()
+
+
+async def test_pool_start_gives_up_with_a_startup_error(settings, monkeypatch):
+    import dataclasses
+
+    import pytest
+
+    from nanny import startup
+    from nanny.app import create_app
+
+    monkeypatch.setattr(startup, "FIRST_DELAY", 0.05)
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nanny"
+    app = create_app(dataclasses.replace(settings, database_url=dead, startup_timeout_seconds=0.3))
+    runner = web.AppRunner(app)
+    with pytest.raises(startup.StartupError, match=r"PostgreSQL at 127\.0\.0\.1:\d+ did not"):
+        await runner.setup()
+    await runner.cleanup()
+
+
+def test_migrate_gives_up_in_process(monkeypatch, tmp_path, capsys):
+    from nanny import startup
+    from nanny.cli import main
+
+    monkeypatch.setattr(startup, "FIRST_DELAY", 0.05)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    monkeypatch.setenv("STARTUP_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("NANNY_DATA_DIR", str(tmp_path))
+    assert main(["migrate"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("nanny: PostgreSQL at 127.0.0.1:")
+
+
+def test_describe_never_shows_credentials():
+    from nanny.startup import describe
+
+    assert describe("postgresql://u:secret@db:5432/nanny", "PostgreSQL") == "PostgreSQL at db:5432"
+    assert describe("redis://:pw@cache/0", "Redis") == "Redis at cache"
+    assert describe("postgresql:///nanny?host=/tmp", "PostgreSQL") == "PostgreSQL"
