@@ -59,6 +59,7 @@ class Settings:
     bcrypt_rounds: int = 12
     db_pool_min: int = 2
     db_pool_max: int = 10
+    rate_limit_enabled: bool = True
     rate_login_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_IP"]
     rate_login_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_EMAIL"]
     rate_register_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_REGISTER_PER_IP"]
@@ -106,6 +107,19 @@ _UNIT_SECONDS = {
     "h": 3600, "hour": 3600, "hours": 3600,
     "d": 86400, "day": 86400, "days": 86400,
 }  # fmt: skip
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {env[name]!r}")
+    return raw in _TRUE
 
 
 def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit:
@@ -214,6 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=rounds,
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
+        rate_limit_enabled=_flag(env, "RATE_LIMIT_ENABLED", True),
         rate_login_per_ip=_rate_limit(env, "RATE_LOGIN_PER_IP"),
         rate_login_per_email=_rate_limit(env, "RATE_LOGIN_PER_EMAIL"),
         rate_register_per_ip=_rate_limit(env, "RATE_REGISTER_PER_IP"),

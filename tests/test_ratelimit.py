@@ -215,3 +215,19 @@ def test_default_limits(tmp_path):
     assert s.rate_login_per_email == RateLimit(20, 60)
     assert s.rate_login_per_ip == RateLimit(60, 60)
     assert s.rate_bookings_per_owner == RateLimit(60, 3600)
+
+
+async def test_limits_can_be_switched_off_for_load_tests(aiohttp_client, settings, tmp_path):
+    off = dataclasses.replace(
+        settings, rate_limit_enabled=False, rate_login_per_email=RateLimit(1, 60)
+    )
+    client = await aiohttp_client(create_app(off))
+    _, body = await register(client)
+    for _ in range(3):
+        assert (await try_login(client, body["email"])).status == 200
+    base = {"NANNY_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).rate_limit_enabled
+    assert not load_settings(base | {"RATE_LIMIT_ENABLED": "false"}).rate_limit_enabled
+    assert load_settings(base | {"RATE_LIMIT_ENABLED": "Yes"}).rate_limit_enabled
+    with pytest.raises(ConfigError, match=r"^RATE_LIMIT_ENABLED must be true or false"):
+        load_settings(base | {"RATE_LIMIT_ENABLED": "maybe"})
