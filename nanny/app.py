@@ -9,17 +9,30 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from nanny import metrics, ratelimit
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
 from nanny.expiry import expiry_ctx
-from nanny.http import auth, bookings, health, payments, pets, services
-from nanny.http.middlewares import error_middleware
-from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
+from nanny.http import auth, bookings, headers, health, payments, pets, services
+from nanny.http.middlewares import access_middleware, error_middleware
+from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SETTINGS
+from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 
 log = logging.getLogger("nanny")
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+async def lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    # First in, last out: "stopped" is logged only after every other resource was released.
+    log.info("starting", extra={"env": app[SETTINGS].env})
+    yield
+    log.info("stopped: requests finished, background tasks and pools closed")
+
+
+async def log_shutdown(app: web.Application) -> None:
+    log.info("shutting down: no new connections; finishing in-flight requests")
 
 
 async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -33,8 +46,13 @@ async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    pool = await retry_async(
+        describe(settings.database_url, "PostgreSQL"),
+        lambda: create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        ),
+        ASYNCPG_TRANSIENT,
+        settings.startup_timeout_seconds,
     )
     app[POOL] = pool
 
@@ -49,12 +67,21 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI finds one)")
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    # Outermost first: access log and metrics see the final status of everything inside.
+    app = web.Application(
+        middlewares=[access_middleware, error_middleware, headers.cors_preflight_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics.create_metrics()
+    app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
+    app.on_shutdown.append(log_shutdown)
+    app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     app.cleanup_ctx.append(expiry_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
@@ -62,4 +89,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(services.routes)
     app.add_routes(bookings.routes)
     app.add_routes(payments.routes)
+    app.add_routes(metrics.routes)
     return app

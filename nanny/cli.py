@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from nanny.config import ConfigError, Settings, load_settings
 from nanny.http.endpoint import validation_error
 from nanny.http.schemas import Body, Email, FullName, Password
+from nanny.startup import StartupError
 
 log = logging.getLogger("nanny")
 
@@ -36,12 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from nanny import logs
+
+    logs.configure(settings.log_level)
 
 
 def resolve_database(settings: Settings) -> Settings:
@@ -54,9 +52,23 @@ def resolve_database(settings: Settings) -> Settings:
 
 
 def _migrate(settings: Settings) -> None:
-    from nanny.db.migrate import apply_migrations
+    import psycopg2
 
-    applied = apply_migrations(settings.database_url)
+    from nanny.db.migrate import MIGRATIONS_DIR, apply_migrations
+    from nanny.startup import describe, retry_sync
+
+    if not (MIGRATIONS_DIR / "0001.schema.sql").is_file():
+        # Serving on an empty schema would fail on every request; say where we looked.
+        raise ConfigError(
+            f"no migrations in {MIGRATIONS_DIR}; set NANNY_ROOT to the folder holding migrations/"
+        )
+    # OperationalError covers refused connections and "the database system is starting up".
+    applied = retry_sync(
+        describe(settings.database_url, "PostgreSQL"),
+        lambda: apply_migrations(settings.database_url),
+        (psycopg2.OperationalError,),
+        settings.startup_timeout_seconds,
+    )
     log.info("migrations: %d applied", applied)
 
 
@@ -76,7 +88,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         access_log=None,
-        shutdown_timeout=10,
+        # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
+        # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
+        shutdown_timeout=settings.shutdown_timeout_seconds,
         print=lambda msg: log.info("%s", msg.strip()),
     )
     return 0
@@ -143,3 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nanny: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"nanny: {exc}", file=sys.stderr)
+        return 1

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import Field, StringConstraints
 
+from nanny import ratelimit
 from nanny.db import users as db_users
-from nanny.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
 from nanny.http.responses import json_response, rfc3339
@@ -121,6 +122,7 @@ def _check_role_field(sent: str | None, role: str) -> None:
 
 async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
     _check_role_field(body.role, role)
+    await ratelimit.check_register_rate(request, body.email)
     password_hash = await security.hash_password(request.app, body.password)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         user_id = await db_users.create_user(
@@ -153,7 +155,7 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
     body=RegisterOwner,
     response=Registered,
     status=201,
-    errors=(ValidationFailed, Forbidden, Conflict),
+    errors=(ValidationFailed, Forbidden, Conflict, RateLimited),
 )
 async def register_owner(request: web.Request, body: RegisterOwner) -> web.Response:
     return await _register(request, body, "owner")
@@ -166,7 +168,7 @@ async def register_owner(request: web.Request, body: RegisterOwner) -> web.Respo
     body=RegisterSitter,
     response=Registered,
     status=201,
-    errors=(ValidationFailed, Forbidden, Conflict),
+    errors=(ValidationFailed, Forbidden, Conflict, RateLimited),
 )
 async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Response:
     return await _register(request, body, "sitter")
@@ -178,9 +180,10 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
     tag="auth",
     body=Login,
     response=LoginOut,
-    errors=(ValidationFailed, Unauthorized),
+    errors=(ValidationFailed, Unauthorized, RateLimited),
 )
 async def login(request: web.Request, body: Login) -> web.Response:
+    await ratelimit.check_login_rate(request, body.email)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         creds = await db_users.get_credentials(conn, body.email)
