@@ -12,7 +12,7 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
-from nanny.http import auth, health
+from nanny.http import admin, auth, health, openapi, reviews
 from nanny.http.middlewares import error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
 
@@ -56,4 +56,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pool_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
+    app.add_routes(reviews.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(openapi.routes)
+    app.on_startup.append(openapi.build_on_startup)
     return app
