@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from nanny.db import reviews as db_reviews
 from nanny.db.users import User
@@ -28,6 +28,10 @@ Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars")]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class ReviewCreate(Body):
     booking_id: Id
     rating: Stars
@@ -37,8 +41,14 @@ class ReviewCreate(Body):
 
 
 class ReviewUpdate(Body):
-    rating: Stars | None = None
-    comment: Comment | None = None
+    # At least one of the two must come; the schema says so for the OpenAPI document.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["rating"]}, {"required": ["comment"]}]}
+    )
+
+    # Absent means unchanged; an explicit null is refused, so the schema has no null default.
+    rating: Stars = Field(None, json_schema_extra=_no_default)
+    comment: Comment = Field(None, json_schema_extra=_no_default)
     owner_id: Id | None = Field(None, description="optional; must be the caller when sent")
     sitter_id: Id | None = Field(None, description="optional; must be the review's sitter")
 
