@@ -109,6 +109,7 @@ async def test_operations_carry_their_declarations(client):
 
 class Widget(Body):
     name: str
+    nickname: str = None  # absent means "none"; an explicit null is refused
 
 
 class WidgetOut(Out):
@@ -143,7 +144,8 @@ async def test_routes_added_anywhere_appear(aiohttp_client, settings):
     validate(doc)
     op = doc["paths"]["/api/widgets/{widget_id}/copies"]["post"]
     assert op["operationId"] == "copy_widget" and op["tags"] == ["widgets"]
-    assert "Widget" in doc["components"]["schemas"]
+    widget = doc["components"]["schemas"]["Widget"]
+    assert widget["properties"]["nickname"] == {"title": "Nickname", "type": "string"}
     assert op["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/WidgetOut"
     }

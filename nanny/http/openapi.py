@@ -58,6 +58,27 @@ def _operations(app: web.Application):
             yield _PATH_PARAM.sub(r"{\1}", path), method, route.handler.__name__, spec
 
 
+def _allows_null(schema: dict) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_allows_null(s) for s in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _drop_impossible_defaults(node: Any) -> None:
+    """Remove `"default": null` where the schema refuses null. Models write `field: T = None`
+    for "absent means unchanged" while refusing an explicit null; the default is not a value
+    a client may send, and JSON Schema requires a default to be valid."""
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None and not _allows_null(node):
+            del node["default"]
+        for value in node.values():
+            _drop_impossible_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_impossible_defaults(value)
+
+
 def _error_response(status: int, codes: list[str]) -> dict:
     return {
         "description": f"error: {', '.join(sorted(set(codes)))}",
@@ -125,7 +146,7 @@ def build_document(app: web.Application) -> dict:
                 operation["description"] = f"Roles: {', '.join(spec.roles)}."
         paths.setdefault(path, {})[method] = operation
 
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "Nanny API", "version": "1.0.0", "description": DESCRIPTION},
         "servers": [{"url": "/"}],
@@ -138,6 +159,8 @@ def build_document(app: web.Application) -> dict:
             },
         },
     }
+    _drop_impossible_defaults(document)
+    return document
 
 
 def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> list[dict]:

@@ -28,10 +28,6 @@ Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars")]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
-def _no_default(schema: dict) -> None:
-    schema.pop("default", None)
-
-
 class ReviewCreate(Body):
     booking_id: Id
     rating: Stars
@@ -46,9 +42,9 @@ class ReviewUpdate(Body):
         json_schema_extra={"anyOf": [{"required": ["rating"]}, {"required": ["comment"]}]}
     )
 
-    # Absent means unchanged; an explicit null is refused, so the schema has no null default.
-    rating: Stars = Field(None, json_schema_extra=_no_default)
-    comment: Comment = Field(None, json_schema_extra=_no_default)
+    # Absent means unchanged; an explicit null is refused.
+    rating: Stars = None
+    comment: Comment = None
     owner_id: Id | None = Field(None, description="optional; must be the caller when sent")
     sitter_id: Id | None = Field(None, description="optional; must be the review's sitter")
 
