@@ -196,6 +196,8 @@ async def list_sitter_reviews(
         limit,
         offset,
     )
+    # The aggregate equals count(*) of the sitter's reviews (kept in the same transactions)
+    # and costs one row read instead of a count over all of them.
     total = await conn.fetchval("SELECT rating_count FROM sitters WHERE user_id = $1", sitter_id)
     return [_review(r) for r in rows], total or 0
 
