@@ -14,7 +14,18 @@ from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
 from nanny.expiry import expiry_ctx
-from nanny.http import auth, bookings, headers, health, payments, pets, services
+from nanny.http import (
+    admin,
+    auth,
+    bookings,
+    headers,
+    health,
+    openapi,
+    payments,
+    pets,
+    reviews,
+    services,
+)
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SETTINGS
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
@@ -90,4 +101,8 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(bookings.routes)
     app.add_routes(payments.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(reviews.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(openapi.routes)
+    app.on_startup.append(openapi.build_on_startup)
     return app

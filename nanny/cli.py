@@ -1,4 +1,4 @@
-"""Command line: `nanny serve|migrate|create-admin`. Parses arguments and calls the app."""
+"""Command line: `nanny serve|migrate|create-admin|seed-demo`; parses arguments, calls the app."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--full-name", required=True)
+
+    seed = sub.add_parser(
+        "seed-demo", help="load demo owners, sitters, bookings and chats (idempotent)"
+    )
+    seed.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="also load N x (100 sitters, 1000 owners, 10000 bookings and reviews) for benchmarks",
+    )
     return parser
 
 
@@ -145,7 +155,24 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from nanny.seed import run
+
+    if not 0 <= args.scale <= 1000:
+        raise ConfigError("--scale must be between 0 and 1000")
+    settings = resolve_database(settings)
+    _migrate(settings)
+    return asyncio.run(
+        run(settings.database_url, scale=args.scale, bcrypt_rounds=settings.bcrypt_rounds)
+    )
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "create-admin": cmd_create_admin,
+    "seed-demo": cmd_seed_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

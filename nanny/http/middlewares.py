@@ -50,6 +50,9 @@ _UNAVAILABLE = (
 )
 
 
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
 def request_id(request: web.Request) -> str:
     return request.get(REQUEST_ID_KEY, "-")
 
@@ -74,6 +77,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             response.headers["Allow"] = exc.headers["Allow"]
     except asyncio.CancelledError:
         raise
+    except _UNSTORABLE_TEXT:
+        # Text the database cannot hold (NUL) that slipped past the declarations: bad input.
+        response = error_response(
+            400, "validation_error", "The request contains text the database cannot store"
+        )
     except _UNAVAILABLE as exc:
         log.warning("database unavailable (request %s): %r", rid, exc)
         response = error_response(
