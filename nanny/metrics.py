@@ -166,6 +166,7 @@ def _may_read_metrics(request: web.Request) -> bool:
 @endpoint(
     "Prometheus metrics of this process (configured networks or the metrics token only)",
     tag="meta",
+    response=str,
     errors=(Forbidden,),
 )
 async def metrics_page(request: web.Request) -> web.Response:

@@ -197,6 +197,11 @@ def _responses(spec: EndpointSpec, refs: dict, has_path_params: bool) -> dict[st
                 }
             },
         }
+    elif spec.response is str:
+        responses[str(spec.status)] = {
+            "description": "success",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
     else:
         response = spec.response
         if isinstance(response, type) and issubclass(response, BaseModel):
