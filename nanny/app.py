@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from nanny import metrics, ratelimit
+from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
@@ -27,7 +28,7 @@ from nanny.http import (
     services,
 )
 from nanny.http.middlewares import access_middleware, error_middleware
-from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SETTINGS
+from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SEARCH_CACHE, SETTINGS
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 
 log = logging.getLogger("nanny")
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics.create_metrics()
+    app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []

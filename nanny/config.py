@@ -72,6 +72,8 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     startup_timeout_seconds: float = 60.0
     shutdown_timeout_seconds: float = 10.0
+    # How long a process may answer a repeated service search from memory (0 disables).
+    search_cache_seconds: float = 1.0
 
     @property
     def production(self) -> bool:
@@ -113,6 +115,13 @@ _UNIT_SECONDS = {
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+
+
+def _non_negative_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw in ("0", "0.0"):
+        return 0.0
+    return _positive_number(env, name, default)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -242,4 +251,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
+        search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from aiohttp import web
 
+from nanny.cache import TtlCache
 from nanny.config import Settings
 
 if TYPE_CHECKING:  # these modules read their keys from here
@@ -25,3 +26,5 @@ HEALTH_CHECKS = web.AppKey("health_checks", dict)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 # The rate limiter every process shares: Redis when configured, else in-process (nanny.ratelimit).
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+# Public search answers, per process (nanny.cache); cleared by local writes that change them.
+SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
