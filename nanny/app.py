@@ -12,9 +12,11 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
-from nanny.http import auth, health
+from nanny.http import auth, chat, health
 from nanny.http.middlewares import error_middleware
-from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
+from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS, WS_LIMITS
+from nanny.ws import endpoint as ws_endpoint
+from nanny.ws.limits import WsLimits
 
 log = logging.getLogger("nanny")
 
@@ -52,8 +54,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
+    app[WS_LIMITS] = WsLimits()
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(ws_endpoint.chat_ctx)
+    app.on_shutdown.append(ws_endpoint.close_sockets)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
+    app.add_routes(chat.routes)
+    app.add_routes(ws_endpoint.routes)
     return app

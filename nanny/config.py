@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ class Settings:
     bcrypt_rounds: int = 12
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Prefix of every Redis key and channel, so deployments (and tests) sharing one Redis
+    # server never see each other's rooms.
+    redis_prefix: str = "nanny"
+    # A process re-announces its WebSocket users' presence every third of this; a crashed
+    # process's users go offline within about 4/3 of it.
+    presence_ttl_seconds: float = 20.0
 
     @property
     def production(self) -> bool:
@@ -107,6 +114,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"BCRYPT_ROUNDS must be between 4 and 16, got {rounds}")
     pool_max = _positive_number(env, "DB_POOL_MAX", 10, integer=True)
     production = nanny_env == "production"
+    redis_prefix = env.get("REDIS_PREFIX", "").strip() or "nanny"
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", redis_prefix):
+        raise ConfigError(
+            f"REDIS_PREFIX must be 1-64 letters, digits or _.:- characters, got {redis_prefix!r}"
+        )
     return Settings(
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
@@ -120,4 +132,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=rounds,
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
+        redis_prefix=redis_prefix,
+        presence_ttl_seconds=_positive_number(env, "PRESENCE_TTL_SECONDS", 20.0),
     )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
 from nanny.config import Settings
+
+if TYPE_CHECKING:
+    from nanny.ws.limits import WsLimits
+    from nanny.ws.rooms import ChatHub
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -15,3 +20,6 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 CPU_EXECUTOR = web.AppKey("cpu_executor", ThreadPoolExecutor)
 # name -> coroutine function raising when that part is down; GET /api/health runs them all.
 HEALTH_CHECKS = web.AppKey("health_checks", dict)
+# The live chat: this process's rooms and connections, and the WebSocket limits in force.
+CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub")
+WS_LIMITS: web.AppKey[WsLimits] = web.AppKey("ws_limits")

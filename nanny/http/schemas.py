@@ -77,3 +77,16 @@ Money = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
 ]
+
+# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
+# safely retryable and is unique per sender.
+MessageContent = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+]
+ClientId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
+]
+BookingId = Annotated[int, Field(gt=0, le=2_147_483_647)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
