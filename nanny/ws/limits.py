@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class WsLimits:
     max_frame_bytes: int = 16 * 1024  # larger frames close the socket with 1009
     frames_per_second: float = 20.0  # sustained rate a connection may send
-    frame_burst: int = 40  # frames a quiet connection may send at once
+    frame_burst: int = 60  # frames a quiet connection may send at once (a burst of 50 sends fits)
     strikes_before_close: int = 20  # rate_limited answers before closing with 1008
     send_queue_frames: int = 512  # frames waiting for a slow reader before it is dropped
     auth_timeout: float = 10.0  # seconds to send the first `auth` frame
