@@ -128,7 +128,7 @@ async def test_read_marks(client):
 
 
 async def test_who_may_use_the_chat(client):
-    owner, sitter, booking_id = await _room(client)
+    owner, _sitter, booking_id = await _room(client)
     stranger = await make_sitter(client)
     admin = await make_admin(client)
     url = f"/api/bookings/{booking_id}/messages"
@@ -153,7 +153,7 @@ async def test_who_may_use_the_chat(client):
 
 
 async def test_a_booking_without_its_chat_row_gets_one(client):
-    owner, sitter, booking_id = await _room(client)
+    _owner, sitter, booking_id = await _room(client)
     await client.app[POOL].execute("DELETE FROM chats WHERE booking_id = $1", booking_id)
     status, message = await _send(client, sitter, booking_id, "first")
     assert status == 201 and message["seq"] == 1
