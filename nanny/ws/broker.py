@@ -116,10 +116,17 @@ class RedisBroker(Broker):
         self._prefix = prefix
         self._ttl = presence_ttl
         no_retry = Retry(NoBackoff(), 0)
-        # Commands (publish, presence) fail fast so a Redis outage never stalls a sender.
-        self._redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=3, retry=no_retry
+        # Commands (publish, presence) fail fast so a Redis outage never stalls a sender; a
+        # burst of joins waits for one of a bounded set of connections instead of failing.
+        self._command_pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=16,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=3,
+            retry=no_retry,
         )
+        self._redis = aioredis.Redis(connection_pool=self._command_pool)
         # The subscriber connection blocks on reads for as long as it is quiet.
         self._sub_redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=no_retry
@@ -161,6 +168,7 @@ class RedisBroker(Broker):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()
+        await self._command_pool.disconnect()
         await self._sub_redis.aclose()
 
     async def ping(self) -> None:

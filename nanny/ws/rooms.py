@@ -98,6 +98,8 @@ class ChatHub:
         # (booking_id, user_id) -> this process's connections of the user in the room
         self._present: dict[tuple[int, int], int] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._presence_dirty: set[Room] = set()
+        self._presence_task: asyncio.Task | None = None
         self._all_gone = asyncio.Event()
         self._all_gone.set()
         self.closing = False
@@ -485,9 +487,22 @@ class ChatHub:
         elif kind == "r":
             self._to_room(room.booking_id, frame)
         elif kind == "p":
-            self._spawn(self._recompute_presence([room]))
+            # Joins come in bursts (a process restarting, clients reconnecting): recompute the
+            # rooms touched meanwhile together, in one Redis round trip.
+            self._presence_dirty.add(room)
+            if self._presence_task is None:
+                self._presence_task = self._spawn(self._recompute_dirty_presence())
 
     # -- presence ------------------------------------------------------------------------
+
+    async def _recompute_dirty_presence(self) -> None:
+        try:
+            while self._presence_dirty:
+                rooms = [r for r in self._presence_dirty if self.rooms.get(r.booking_id) is r]
+                self._presence_dirty.clear()
+                await self._recompute_presence(rooms)
+        finally:
+            self._presence_task = None
 
     async def _presence_join(self, room: Room, user_id: int) -> None:
         key = (room.booking_id, user_id)
