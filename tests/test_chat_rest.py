@@ -157,3 +157,16 @@ async def test_a_booking_without_its_chat_row_gets_one(client):
     await client.app[POOL].execute("DELETE FROM chats WHERE booking_id = $1", booking_id)
     status, message = await _send(client, sitter, booking_id, "first")
     assert status == 201 and message["seq"] == 1
+
+
+async def test_concurrent_retries_of_one_client_id_store_once(client):
+    owner, _, booking_id = await _room(client)
+    results = await asyncio.gather(
+        *(_send(client, owner, booking_id, "once", client_id="same") for _ in range(8))
+    )
+    assert {status for status, _ in results} == {201}
+    assert len({m["message_id"] for _, m in results}) == 1
+    last = await client.app[POOL].fetchval(
+        "SELECT last_seq FROM chats WHERE booking_id = $1", booking_id
+    )
+    assert last == 1

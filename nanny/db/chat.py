@@ -70,10 +70,6 @@ async def ensure_chat(conn: asyncpg.Connection, booking_id: int) -> None:
     )
 
 
-class _AlreadyStored(Exception):
-    """Rolls back the seq bump when the sender's client_id was used before."""
-
-
 async def store_message(
     conn: asyncpg.Connection,
     *,
@@ -84,53 +80,51 @@ async def store_message(
 ) -> tuple[Message, bool] | None:
     """Store a message and return it with True; for a client_id the sender used before, the
     original message with False and nothing stored. None when the booking has no chat the
-    sender takes part in."""
+    sender takes part in.
+
+    One statement, so one transaction and one round trip: the UPDATE takes the next seq under
+    the chat row's lock and the INSERT stores the message with it. A retry is answered from
+    `earlier` without bumping; a concurrent twin of the same client_id loses on the unique
+    constraint, which rolls the whole statement (and its bump) back, so seqs stay gapless."""
     try:
-        async with conn.transaction():
-            bumped = await conn.fetchrow(
-                """
+        row = await conn.fetchrow(
+            f"""
+            WITH earlier AS (
+                SELECT {_MESSAGE_COLUMNS}
+                FROM messages m JOIN chats c ON c.chat_id = m.chat_id
+                WHERE $4::text IS NOT NULL AND m.sender_id = $2 AND m.client_id = $4
+            ), bumped AS (
                 UPDATE chats c SET last_seq = c.last_seq + 1
                 FROM bookings b
                 WHERE c.booking_id = $1 AND b.booking_id = c.booking_id
                   AND $2 IN (b.owner_id, b.sitter_id)
+                  AND NOT EXISTS (SELECT 1 FROM earlier)
                 RETURNING c.chat_id, c.last_seq
-                """,
-                booking_id,
-                sender_id,
-            )
-            if bumped is None:
-                return None
-            row = await conn.fetchrow(
-                """
+            ), stored AS (
                 INSERT INTO messages (chat_id, seq, sender_id, content, client_id)
-                VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (sender_id, client_id) DO NOTHING
-                RETURNING message_id, sent_at
-                """,
-                bumped["chat_id"],
-                bumped["last_seq"],
-                sender_id,
-                content,
-                client_id,
+                SELECT chat_id, last_seq, $2, $3, $4 FROM bumped
+                RETURNING message_id, chat_id, seq, sent_at
             )
-            if row is None:
-                # A retry: undo the bump so the seq stays gapless.
-                raise _AlreadyStored
-    except _AlreadyStored:
+            SELECT s.message_id, $1::int AS booking_id, s.chat_id, s.seq, $2::int AS sender_id,
+                   $3::text AS content, $4::text AS client_id, s.sent_at, true AS created
+            FROM stored s
+            UNION ALL
+            SELECT e.*, false FROM earlier e
+            """,
+            booking_id,
+            sender_id,
+            content,
+            client_id,
+        )
+    except asyncpg.UniqueViolationError:
+        # The same client_id committed concurrently: that one is the original.
         original = await get_message_by_client_id(conn, sender_id, client_id or "")
-        assert original is not None  # unique rows are never deleted but by cascade
+        if original is None:  # pragma: no cover - unique rows are only removed by cascade
+            raise
         return original, False
-    message = Message(
-        message_id=row["message_id"],
-        booking_id=booking_id,
-        chat_id=bumped["chat_id"],
-        seq=bumped["last_seq"],
-        sender_id=sender_id,
-        content=content,
-        client_id=client_id,
-        sent_at=row["sent_at"],
-    )
-    return message, True
+    if row is None:
+        return None
+    return Message(*list(row.values())[:8]), row["created"]
 
 
 async def get_message_by_client_id(
