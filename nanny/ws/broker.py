@@ -127,6 +127,8 @@ class RedisBroker(Broker):
             retry=no_retry,
         )
         self._redis = aioredis.Redis(connection_pool=self._command_pool)
+        self._refresh_script = self._redis.register_script(_REFRESH_LUA)
+        self._online_script = self._redis.register_script(_ONLINE_LUA)
         # The subscriber connection blocks on reads for as long as it is quiet.
         self._sub_redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=no_retry
@@ -328,6 +330,7 @@ class RedisBroker(Broker):
     # -- presence ------------------------------------------------------------------------
     # One sorted set per room; members "<user_id>:<origin>" scored by when they lapse. A
     # process re-scores its members every ttl/3, so a crashed process's users lapse within ttl.
+    # The scripts touch many keys at once, which a Redis Cluster would need split by slot.
 
     async def presence_add(self, booking_id: int, user_id: int) -> None:
         await self.presence_refresh([(booking_id, user_id)])
@@ -337,28 +340,46 @@ class RedisBroker(Broker):
 
     async def presence_refresh(self, entries: Iterable[tuple[int, int]]) -> None:
         until = time.time() + self._ttl
-        pipe = self._redis.pipeline(transaction=False)
-        count = 0
+        keep = int(self._ttl * 2) + 1
+        keys, members = [], []
         for booking_id, user_id in entries:
-            key = self.presence_key(booking_id)
-            pipe.zadd(key, {f"{user_id}:{self.origin}": until})
-            pipe.expire(key, int(self._ttl * 2) + 1)
-            count += 1
-        if count:
-            await pipe.execute()
+            keys.append(self.presence_key(booking_id))
+            members.append(f"{user_id}:{self.origin}")
+        # One script call per chunk instead of two commands per entry: the refresh of
+        # thousands of sockets costs Redis and this process a few round trips.
+        for i in range(0, len(keys), _SCRIPT_CHUNK):
+            chunk = slice(i, i + _SCRIPT_CHUNK)
+            await self._refresh_script(keys=keys[chunk], args=[until, keep, *members[chunk]])
 
     async def presence_online(self, booking_ids: list[int]) -> dict[int, set[int]]:
-        if not booking_ids:
-            return {}
         now = time.time()
-        pipe = self._redis.pipeline(transaction=False)
-        for booking_id in booking_ids:
-            key = self.presence_key(booking_id)
-            pipe.zremrangebyscore(key, "-inf", now)
-            pipe.zrangebyscore(key, now, "+inf")
-        results = await pipe.execute()
         online: dict[int, set[int]] = {}
-        for i, booking_id in enumerate(booking_ids):
-            members = results[2 * i + 1]
-            online[booking_id] = {int(m.split(b":", 1)[0]) for m in members}
+        for i in range(0, len(booking_ids), _SCRIPT_CHUNK):
+            chunk = booking_ids[i : i + _SCRIPT_CHUNK]
+            keys = [self.presence_key(b) for b in chunk]
+            results = await self._online_script(keys=keys, args=[now])
+            for booking_id, members in zip(chunk, results, strict=True):
+                online[booking_id] = {int(m.split(b":", 1)[0]) for m in members}
         return online
+
+
+_SCRIPT_CHUNK = 1000
+
+# KEYS: presence sets; ARGV: lapse time, key lifetime, then one member per key.
+_REFRESH_LUA = """
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, ARGV[1], ARGV[i + 2])
+    redis.call('EXPIRE', key, ARGV[2])
+end
+return #KEYS
+"""
+
+# KEYS: presence sets; ARGV: now. Drops lapsed members, returns the live ones per key.
+_ONLINE_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+    out[i] = redis.call('ZRANGEBYSCORE', key, ARGV[1], '+inf')
+end
+return out
+"""
