@@ -222,7 +222,8 @@ class ChatHub:
             # the snapshot above, so none is missed); messages wait for _attach.
             room.members.add(conn)
             cursor = access.last_seq if after_seq is None else after_seq
-            cursor = await self._replay(conn, booking_id, cursor)
+            if cursor < access.last_seq:
+                cursor = await self._replay(conn, booking_id, cursor)
             await self._attach(room, conn, cursor)
         except BaseException:
             await self.leave(conn, booking_id)
