@@ -14,6 +14,8 @@ from nanny.config import Settings
 if TYPE_CHECKING:  # these modules read their keys from here
     from nanny.metrics import Metrics
     from nanny.ratelimit import RateLimiter
+    from nanny.ws.limits import WsLimits
+    from nanny.ws.rooms import ChatHub
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -28,3 +30,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Public search answers, per process (nanny.cache); cleared by local writes that change them.
 SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
+# The live chat: this process's rooms and connections, and the WebSocket limits in force.
+CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub")
+WS_LIMITS: web.AppKey[WsLimits] = web.AppKey("ws_limits")
