@@ -99,3 +99,23 @@ async def test_message_seq_and_client_id_unique(conn):
         await conn.execute(insert, chat, 2, owner, "c1")
     with pytest.raises(asyncpg.UniqueViolationError):
         await conn.execute("INSERT INTO chats (booking_id) VALUES ($1)", booking)
+
+
+async def test_pool_release_keeps_no_session_state_but_rolls_back(settings):
+    from nanny.db.pool import create_pool
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute(
+                "INSERT INTO users (email, full_name, password_hash, role) "
+                "VALUES ('tx@example.kz', 'T', 'h', 'owner')"
+            )
+        # Released mid-transaction: asyncpg rolled it back, so the row is gone.
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+            assert not conn.is_in_transaction()
+    finally:
+        await pool.close()

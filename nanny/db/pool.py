@@ -5,12 +5,25 @@ from __future__ import annotations
 import asyncpg
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool connection released without asyncpg's reset query.
+
+    The default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs a round trip on
+    every release, which on a short request is as much as the request's own query. Nanny keeps
+    no session state: only transaction-scoped advisory locks, no LISTEN, no SET, no cursors
+    outside transactions. asyncpg still rolls back an open transaction on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         command_timeout=30,
+        connection_class=PooledConnection,
         # Timestamps come back as aware datetimes in UTC whatever the server's zone.
         server_settings={"timezone": "UTC", "application_name": "nanny"},
     )

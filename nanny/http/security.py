@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,22 +40,34 @@ def issue_token(settings: Settings, user_id: int, role: str) -> tuple[str, datet
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), expires_at
 
 
-def decode_token(settings: Settings, token: str) -> TokenClaims:
+@functools.lru_cache(maxsize=8192)
+def _verified_claims(secret: str, token: str) -> TokenClaims | None:
+    """Signature and shape checked once per token (pinned HS256); None when invalid. Expiry is
+    checked by the caller on every use, so a cached token still stops working on time."""
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
+            secret,
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat"]},
+            options={"require": ["sub", "exp", "iat"], "verify_exp": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("The token has expired") from None
     except jwt.PyJWTError:
-        raise Unauthorized("The token is invalid") from None
-    sub, role = claims.get("sub"), claims.get("role")
-    if not isinstance(sub, str) or not sub.isdigit() or not isinstance(role, str):
+        return None
+    sub, role, exp = claims.get("sub"), claims.get("role"), claims.get("exp")
+    if not (isinstance(sub, str) and sub.isdigit() and isinstance(role, str)):
+        return None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    return TokenClaims(int(sub), role, datetime.fromtimestamp(exp, UTC))
+
+
+def decode_token(settings: Settings, token: str) -> TokenClaims:
+    claims = _verified_claims(settings.jwt_secret, token)
+    if claims is None:
         raise Unauthorized("The token is invalid")
-    return TokenClaims(int(sub), role, datetime.fromtimestamp(claims["exp"], UTC))
+    if claims.expires_at <= datetime.now(UTC):
+        raise Unauthorized("The token has expired")
+    return claims
 
 
 async def hash_password(app: web.Application, password: str) -> str:
