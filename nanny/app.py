@@ -36,6 +36,7 @@ from nanny.keys import (
     POOL,
     SEARCH_CACHE,
     SETTINGS,
+    USER_CACHE,
     WS_LIMITS,
 )
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics.create_metrics()
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
+    app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}

@@ -33,3 +33,5 @@ SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
 # The live chat: this process's rooms and connections, and the WebSocket limits in force.
 CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub")
 WS_LIMITS: web.AppKey[WsLimits] = web.AppKey("ws_limits")
+# Live users by id, per process (nanny.http.security.current_user); cleared by local user writes.
+USER_CACHE = web.AppKey("user_cache", TtlCache)

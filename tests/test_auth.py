@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from nanny.keys import POOL
+from nanny.keys import POOL, SETTINGS
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import (
     PASSWORD,
@@ -273,3 +273,22 @@ async def test_admin_role_is_reported(client):
     admin = await make_admin(client)
     status, data = await _me_status(client, admin.token)
     assert status == 200 and data["role"] == "admin" and data["phone"] is None
+
+
+async def test_user_rows_are_reused_briefly_and_local_changes_apply_at_once(client):
+    """A deletion made elsewhere takes effect once the short per-process cache expires; a
+    deletion through this process takes effect at once."""
+    owner = await make_owner(client)
+    other = await make_owner(client)
+    admin = await make_admin(client)
+    assert (await _me_status(client, owner.token))[0] == 200
+    await client.app[POOL].execute(
+        "UPDATE users SET deleted_at = now(), email = NULL WHERE user_id = $1", owner.user_id
+    )
+    await asyncio.sleep(client.app[SETTINGS].auth_cache_seconds + 0.05)
+    assert (await _me_status(client, owner.token))[0] == 401
+
+    assert (await _me_status(client, other.token))[0] == 200
+    resp = await client.delete(f"/api/admin/users/{other.user_id}", headers=admin.headers)
+    assert resp.status == 204
+    assert (await _me_status(client, other.token))[0] == 401

@@ -181,6 +181,7 @@ async def _set_status(request: web.Request, status: str) -> web.Response:
     if sitter is None:
         raise NotFound("No such sitter")
     search_changed(request.app)
+    security.users_changed(request.app)
     return json_response(sitter_json(sitter))
 
 
@@ -283,6 +284,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
     if cancelled is None:
         raise NotFound("No such user")
     search_changed(request.app)
+    security.users_changed(request.app)
     for booking in cancelled:
         await booking_changed(request.app, booking_json(booking))
     return web.Response(status=204)

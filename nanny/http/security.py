@@ -15,7 +15,7 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
-from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS
+from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
@@ -129,6 +129,23 @@ def request_token(request: web.Request) -> tuple[str, str] | None:
     return None
 
 
+async def current_user(app: web.Application, user_id: int) -> db_users.User | None:
+    """The live user, read at most once per AUTH_CACHE_SECONDS per process: every authenticated
+    request needs it, and a second round trip per request halves what a process serves. Writes
+    to users through this process (approval, deletion) forget it at once; elsewhere a change
+    takes effect within that time."""
+
+    async def load() -> db_users.User | None:
+        async with app[POOL].acquire() as conn:
+            return await db_users.get_user(conn, user_id)
+
+    return await app[USER_CACHE].get_or_load(user_id, load)
+
+
+def users_changed(app: web.Application) -> None:
+    app[USER_CACHE].clear()
+
+
 async def authenticate(request: web.Request) -> db_users.User | None:
     """The live user behind the request's token; None without a token; 401 for a bad one."""
     if USER_KEY in request:
@@ -141,8 +158,7 @@ async def authenticate(request: web.Request) -> db_users.User | None:
     claims = decode_token(settings, token)
     if source == "cookie" and request.method not in SAFE_METHODS:
         check_csrf(request, settings, token)
-    async with request.app[POOL].acquire() as conn:
-        user = await db_users.get_user(conn, claims.user_id)
+    user = await current_user(request.app, claims.user_id)
     if user is None:
         raise Unauthorized("The account no longer exists")
     request[USER_KEY] = user
