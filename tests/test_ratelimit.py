@@ -15,6 +15,7 @@ from nanny.app import create_app
 from nanny.config import ConfigError, RateLimit, load_settings
 from nanny.errors import RateLimited
 from nanny.keys import HEALTH_CHECKS, METRICS, POOL, RATE_LIMITER
+from tests.conftest import with_database
 from tests.factories import PASSWORD, owner_body
 from tests.faults import TcpProxy
 
@@ -136,7 +137,10 @@ async def test_redis_counts_are_shared_between_app_instances(
     assert (await resp.json())["redis"] == "ok"
 
     # Another deployment (another database) sharing the Redis keeps its own counts.
-    other_db = dataclasses.replace(shared, database_url=shared.database_url + "_other")
+    name = urlsplit(shared.database_url).path.lstrip("/")
+    other_db = dataclasses.replace(
+        shared, database_url=with_database(shared.database_url, name + "_other")
+    )
     limiter = ratelimit.RedisRateLimiter(
         first.app[RATE_LIMITER]._redis,  # same connection pool, other namespace
         ratelimit.deployment_namespace(other_db.database_url),

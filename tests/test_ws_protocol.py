@@ -398,6 +398,10 @@ async def test_shutdown_closes_with_1001_after_in_flight_work(aiohttp_client, se
     tx = blocker.transaction()
     await tx.start()
     await blocker.execute("SELECT 1 FROM chats WHERE booking_id = $1 FOR UPDATE", booking_id)
+    # Frames are handled in order: the pong means the subscribe is fully done, so the busy flag
+    # awaited below belongs to the send.
+    await ws.send_json({"type": "ping"})
+    assert await recv(ws) == {"type": "pong"}
     await ws.send_json({"type": "send", "booking_id": booking_id, "content": "last words"})
     await _wait_until(lambda: any(c.busy for c in hub.connections), 5)
     closing = asyncio.create_task(client.server.close())
