@@ -7,12 +7,15 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
+from nanny import PROJECT_ROOT
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
-from nanny.http import auth, health
+from nanny.http import admin_charts, auth, health, pages
 from nanny.http.middlewares import error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
 
@@ -45,6 +48,18 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+def setup_pages(app: web.Application) -> None:
+    """Templates (autoescaped: user data is never markup) and the static scripts and styles."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(PROJECT_ROOT / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    # append_version puts a content hash in every static URL, so a deploy is never half-cached.
+    app.router.add_static("/static/", PROJECT_ROOT / "static", name="static", append_version=True)
+
+
 def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI finds one)")
@@ -56,4 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pool_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
+    app.add_routes(admin_charts.routes)
+    app.add_routes(pages.routes)
+    setup_pages(app)
     return app

@@ -119,10 +119,13 @@ def _check_role_field(sent: str | None, role: str) -> None:
         )
 
 
-async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
+async def register_account(
+    app: web.Application, body: RegisterOwner | RegisterSitter, role: str
+) -> int:
+    """Create the account (and a pending sitter profile); the API and the register page share it."""
     _check_role_field(body.role, role)
-    password_hash = await security.hash_password(request.app, body.password)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
+    password_hash = await security.hash_password(app, body.password)
+    async with app[POOL].acquire() as conn, conn.transaction():
         user_id = await db_users.create_user(
             conn,
             email=body.email,
@@ -142,8 +145,29 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
                 preferences=body.preferences,
                 location=body.location,
             )
+    return user_id
+
+
+async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
+    user_id = await register_account(request.app, body, role)
     message = "Owner registered" if role == "owner" else "Sitter registered; awaiting approval"
     return json_response({"user_id": user_id, "message": message}, status=201)
+
+
+async def check_credentials(app: web.Application, email: str, password: str) -> db_users.User:
+    """The live user with this e-mail and password; the same 401 for either being wrong.
+    The API and the login page share it."""
+    pool = app[POOL]
+    async with pool.acquire() as conn:
+        creds = await db_users.get_credentials(conn, email)
+    ok = await security.verify_password(app, password, creds.password_hash if creds else None)
+    if not ok or creds is None:
+        raise Unauthorized("Wrong e-mail or password")
+    async with pool.acquire() as conn:
+        user = await db_users.get_user(conn, creds.user_id)
+    if user is None:  # deleted between the two reads
+        raise Unauthorized("Wrong e-mail or password")
+    return user
 
 
 @routes.post("/api/auth/register/owner", name="register_owner")
@@ -181,18 +205,7 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
     errors=(ValidationFailed, Unauthorized),
 )
 async def login(request: web.Request, body: Login) -> web.Response:
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        creds = await db_users.get_credentials(conn, body.email)
-    ok = await security.verify_password(
-        request.app, body.password, creds.password_hash if creds else None
-    )
-    if not ok or creds is None:
-        raise Unauthorized("Wrong e-mail or password")
-    async with pool.acquire() as conn:
-        user = await db_users.get_user(conn, creds.user_id)
-    if user is None:  # deleted between the two reads
-        raise Unauthorized("Wrong e-mail or password")
+    user = await check_credentials(request.app, body.email, body.password)
     token, expires_at = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
     return json_response(
         {
