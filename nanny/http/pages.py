@@ -106,6 +106,7 @@ def render(
         "user": session.user if session else None,
         "csrf_token": session.csrf if session else "",
         "role_label": ROLE_LABEL,
+        "page": "",
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     # Pages show private data and carry a CSRF token: never cache them in shared caches.
@@ -398,4 +399,3 @@ async def chat_page(request: web.Request, session: Session) -> web.StreamRespons
         other_id, other_name = booking.sitter_id, booking.sitter_name
     context = {"page": "chat", "booking": booking, "other_id": other_id, "other_name": other_name}
     return render(request, "chat.html", context, session=session)
-
