@@ -32,6 +32,7 @@ routes = web.RouteTableDef()
 CSRF_COOKIE = "nanny_csrf"
 HOME_ROUTE = {"owner": "owner_page", "sitter": "sitter_page", "admin": "admin_page"}
 ROLE_LABEL = {"owner": "Pet owner", "sitter": "Pet sitter", "admin": "Administrator"}
+ARTICLE = {"owner": "a", "sitter": "a", "admin": "an"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,7 @@ def page(*roles: str) -> Callable[[PageHandler], Callable[[web.Request], Awaitab
                     403,
                     "This page is not for your account",
                     f"Only {wanted} can open this page. You are signed in as "
-                    f"{ROLE_LABEL[session.user.role].lower()}.",
+                    f"{ARTICLE[session.user.role]} {ROLE_LABEL[session.user.role].lower()}.",
                     session=session,
                 )
             return await handler(request, session)

@@ -122,3 +122,10 @@ export async function busy(button, work) {
     button.disabled = false;
   }
 }
+
+// The first loads of a page: a failing one is reported once, and the rest of the page still works.
+export async function startPage(loads) {
+  const results = await Promise.allSettled(loads);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) toast(`Some data could not be loaded: ${failed.reason?.message || failed.reason}`, 'error');
+}

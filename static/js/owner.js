@@ -2,7 +2,7 @@
 import { api, apiList, me } from './api.js';
 import { bookingCard, BookingNames } from './bookings.js';
 import {
-  $, h, busy, clearErrors, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars, toast,
+  $, h, busy, clearErrors, startPage, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars, toast,
 } from './dom.js';
 import { LiveSocket } from './live.js';
 
@@ -408,6 +408,6 @@ live.onOpen(() => {
   firstOpen = false;
 });
 
-await Promise.all([loadPets(), runSearch(0)]);
-await loadBookings();
+await startPage([loadPets(), runSearch(0)]);
+await startPage([loadBookings()]);
 document.body.dataset.ready = 'true';

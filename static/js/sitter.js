@@ -1,7 +1,7 @@
 // Sitter dashboard: profile, services, incoming bookings with confirm/cancel/complete, live updates.
 import { api, apiList, me } from './api.js';
 import { bookingCard, BookingNames } from './bookings.js';
-import { $, h, busy, clearErrors, confirmAction, formJson, money, SERVICE_LABEL, showError, stars, toast } from './dom.js';
+import { $, h, busy, clearErrors, startPage, confirmAction, formJson, money, SERVICE_LABEL, showError, stars, toast } from './dom.js';
 import { LiveSocket } from './live.js';
 
 const names = new BookingNames();
@@ -196,5 +196,5 @@ live.onOpen(() => {
   firstOpen = false;
 });
 
-await Promise.all([loadRating(), loadServices(), loadBookings()]);
+await startPage([loadRating(), loadServices(), loadBookings()]);
 document.body.dataset.ready = 'true';
