@@ -1,0 +1,411 @@
+"""REST load benchmark: seeds `--scale N`, starts `nanny serve` with 1 and 2 worker processes and
+drives it with wrk (a separate process, fixed connections, fixed time), printing req/s, p50 and p99
+for search, get booking, owner's bookings list, create booking and login.
+
+    python bench/rest_load.py --scale 1 --workers 1 2 --duration 10 --connections 64
+
+Needs wrk (Debian package `wrk`), PostgreSQL (DATABASE_URL's server; default the local one) and, for
+--workers > 1, Redis (REDIS_URL; default the local one). Everything it starts it stops, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import jwt
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-" + "b" * 40
+LOGIN_PASSWORD = "bench-login-pass"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+def token_for(user_id: int, role: str) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + timedelta(hours=6)}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def lua_string(value: str) -> str:
+    return json.dumps(value)
+
+
+DONE = r"""
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %d, "rps": %.1f, "p50_ms": %.2f, "p99_ms": %.2f, "max_ms": %.2f, '
+    .. '"non2xx": %d, "socket_errors": %d}\n',
+    summary.requests, summary.requests / secs, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000, summary.errors.status, errors))
+end
+"""
+
+
+def script_rotating_get(items: list[tuple[str, str]]) -> str:
+    """GET a rotating list of (path, token) pairs."""
+    rows = ",\n".join(f"  {{{lua_string(p)}, {lua_string(t)}}}" for p, t in items)
+    return (
+        f"""
+local items = {{
+{rows}
+}}
+local i = 0
+setup = function(thread) thread:set("offset", math.random(1, #items)) end
+request = function()
+  i = i + 1
+  local item = items[((i + offset) % #items) + 1]
+  return wrk.format("GET", item[1], {{["Authorization"] = "Bearer " .. item[2]}})
+end
+"""
+        + DONE
+    )
+
+
+def script_create_booking(owners: list[dict], base_hours: int) -> str:
+    """Each request books a distinct one-hour slot, so no two requests overlap."""
+    rows = ",\n".join(
+        "  {{{t}, {pet}, {sitter}, {service}}}".format(
+            t=lua_string(o["token"]),
+            pet=o["pet_id"],
+            sitter=o["sitter_id"],
+            service=o["service_id"],
+        )
+        for o in owners
+    )
+    return (
+        f"""
+local owners = {{
+{rows}
+}}
+local counter = 0
+local next_thread = 0
+setup = function(thread)
+  next_thread = next_thread + 1
+  thread:set("thread_no", next_thread)
+end
+request = function()
+  counter = counter + 1
+  local o = owners[(counter % #owners) + 1]
+  -- Two-hour steps, odd or even per thread: no two requests ever share a slot.
+  local slot = {base_hours} + (counter * 2 + thread_no) * 2
+  local start = os.date("!%Y-%m-%dT%H:00:00Z", slot * 3600)
+  local finish = os.date("!%Y-%m-%dT%H:00:00Z", slot * 3600 + 3600)
+  local body = string.format(
+    '{{"sitter_id": %d, "pet_id": %d, "service_id": %d, "start_time": "%s", "end_time": "%s"}}',
+    o[3], o[2], o[4], start, finish)
+  return wrk.format("POST", "/api/bookings",
+    {{["Authorization"] = "Bearer " .. o[1], ["Content-Type"] = "application/json"}}, body)
+end
+"""
+        + DONE
+    )
+
+
+def script_login(email: str) -> str:
+    body = json.dumps({"email": email, "password": LOGIN_PASSWORD})
+    return (
+        f"""
+request = function()
+  return wrk.format("POST", "/api/auth/login", {{["Content-Type"] = "application/json"}},
+    {lua_string(body)})
+end
+"""
+        + DONE
+    )
+
+
+def script_get(path: str) -> str:
+    return (
+        f"""
+request = function() return wrk.format("GET", {lua_string(path)}) end
+"""
+        + DONE
+    )
+
+
+def run_wrk(port: int, script: str, duration: int, connections: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+        path = f.name
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--timeout",
+                "5s",
+                "-s",
+                path,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+        )
+    finally:
+        os.unlink(path)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if not line:
+        raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
+    return json.loads(line[-1])
+
+
+def start_server(env: dict, port: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nanny",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become healthy")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def server_rss_kib(proc: subprocess.Popen) -> int:
+    """Resident memory of the server's whole process group."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != proc.pid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ProcessLookupError):
+            continue
+    return total
+
+
+async def pick_fixtures(dsn: str, sample: int) -> dict:
+    conn = await asyncpg.connect(dsn)
+    try:
+        bookings = await conn.fetch(
+            "SELECT booking_id, owner_id FROM bookings ORDER BY random() LIMIT $1", sample
+        )
+        owners = await conn.fetch(
+            """
+            SELECT DISTINCT ON (p.owner_id) p.owner_id, p.pet_id
+            FROM pets p ORDER BY p.owner_id, p.pet_id LIMIT $1
+            """,
+            sample,
+        )
+        services = await conn.fetch(
+            """
+            SELECT s.service_id, s.sitter_id FROM services s
+            JOIN sitters st ON st.user_id = s.sitter_id AND st.status = 'approved'
+            ORDER BY random() LIMIT $1
+            """,
+            sample,
+        )
+    finally:
+        await conn.close()
+    return {"bookings": bookings, "owners": owners, "services": services}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--scale", type=int, nargs="+", default=[1])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--bcrypt-rounds", type=int, default=10)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        choices=["search", "get_booking", "owner_bookings", "create_booking", "login"],
+    )
+    args = parser.parse_args()
+
+    results = []
+    for scale in args.scale:
+        db = f"nanny_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin_dsn = args.database_url
+        dsn = with_database(admin_dsn, db)
+        subprocess.run(["psql", admin_dsn, "-qc", f'CREATE DATABASE "{db}"'], check=True)
+        try:
+            env = os.environ | {
+                "DATABASE_URL": dsn,
+                "JWT_SECRET": SECRET,
+                "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
+                "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT),
+                "REDIS_PREFIX": f"bench{os.getpid()}",
+                # The benchmark books far more than a person would: lift the per-owner and
+                # per-IP guards that exist to stop scripts, not to measure them.
+                "MAX_PENDING_BOOKINGS": "1000000",
+                "RATE_LIMIT_ENABLED": "false",
+            }
+            env.pop("REDIS_URL", None)
+            t0 = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "nanny", "seed-demo", "--scale", str(scale)],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            print(f"# scale {scale}: seeded in {time.monotonic() - t0:.1f}s", flush=True)
+            fx = asyncio.run(pick_fixtures(dsn, 500))
+            for workers in args.workers:
+                port = free_port()
+                wenv = env | ({"REDIS_URL": args.redis_url} if workers > 1 else {})
+                proc = start_server(wenv, port, workers)
+                try:
+                    results += run_scenarios(args, fx, port, scale, workers, proc)
+                finally:
+                    stop_server(proc)
+        finally:
+            subprocess.run(
+                ["psql", admin_dsn, "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)']
+            )
+
+    print()
+    print(
+        f"{'scale':>5} {'workers':>7} {'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8}"
+    )
+    for r in results:
+        print(
+            f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<16} {r['rps']:>9.0f} "
+            f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non2xx']:>8} {r['socket_errors']:>6} "
+            f"{r['rss_mib']:>8.0f}"
+        )
+    return 0
+
+
+def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[dict]:
+    base = f"http://127.0.0.1:{port}"
+    email = f"login-{uuid.uuid4().hex[:8]}@bench.kz"
+    body = json.dumps(
+        {
+            "full_name": "Bench Login",
+            "email": email,
+            "phone": "+77010000099",
+            "password": LOGIN_PASSWORD,
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{base}/api/auth/register/owner", body, {"Content-Type": "application/json"}
+    )
+    urllib.request.urlopen(req, timeout=10).read()
+
+    services = list(fx["services"])
+    owners = [
+        {
+            "token": token_for(o["owner_id"], "owner"),
+            "pet_id": o["pet_id"],
+            "sitter_id": s["sitter_id"],
+            "service_id": s["service_id"],
+        }
+        for o, s in zip(fx["owners"], itertools.cycle(services), strict=False)
+    ]
+    # Each run books its own 20-year stretch from 2040 on, so runs never reuse a slot.
+    run_index = scale * 10 + workers
+    base_hours = int(datetime(2040 + 20 * run_index, 1, 1, tzinfo=UTC).timestamp() // 3600)
+    scenarios = {
+        "search": script_get("/api/services/search?type=walking&location=almaty&sort=-rating"),
+        "get_booking": script_rotating_get(
+            [
+                (f"/api/bookings/{b['booking_id']}", token_for(b["owner_id"], "owner"))
+                for b in fx["bookings"]
+            ]
+        ),
+        "owner_bookings": script_rotating_get(
+            [
+                (f"/api/owners/{b['owner_id']}/bookings", token_for(b["owner_id"], "owner"))
+                for b in fx["bookings"]
+            ]
+        ),
+        "create_booking": script_create_booking(owners, base_hours),
+        "login": script_login(email),
+    }
+    out = []
+    for name, script in scenarios.items():
+        if args.only and name not in args.only:
+            continue
+        r = run_wrk(port, script, args.duration, args.connections)
+        r |= {
+            "scale": scale,
+            "workers": workers,
+            "scenario": name,
+            "rss_mib": server_rss_kib(proc) / 1024,
+        }
+        print(json.dumps(r), flush=True)
+        out.append(r)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
