@@ -250,6 +250,18 @@ async def test_cross_site_forms_without_the_token_are_refused(server, api, brows
             "This form could not be accepted"
         )
         await screenshot(page, "error-csrf")
+
+        if has_route(server.app, "POST", "/api/pets"):
+            # The evil site's script writes to the API with the victim's cookie but no token.
+            await page.goto(str(evil_server.make_url("/")))
+            await page.evaluate(
+                """url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors',
+                    headers: {'Content-Type': 'text/plain'},
+                    body: JSON.stringify({name: 'Evil', type: 'cat', age: 1, notes: ''})})""",
+                f"{base}/api/pets",
+            )
+            async with api.app[POOL].acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM pets") == 0
         await context.close()
     finally:
         await evil_server.close()
@@ -276,6 +288,12 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
         headers=sitter.headers,
     )
     assert resp.status == 201, await resp.text()
+
+    # The sitter's dashboard is open before anything is booked.
+    sitter_ctx = await new_context(browser)
+    sitter_page = await sign_in(sitter_ctx, base, sitter.email, page_errors)
+    await expect(sitter_page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(sitter_page.locator("#bookings-empty")).to_be_visible()
 
     owner_ctx = await new_context(browser)
     page = await sign_in(owner_ctx, base, owner.email, page_errors)
@@ -307,18 +325,29 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await expect(card.locator(".badge")).to_have_text("Pending")
     await expect(card).to_contain_text("8,750.00 ₸")
 
-    sitter_ctx = await new_context(browser)
-    sitter_page = await sign_in(sitter_ctx, base, sitter.email, page_errors)
+    # The new booking arrives on the sitter's open page, without a reload.
     incoming = sitter_page.locator(".booking").first
     await expect(incoming.locator(".badge")).to_have_text("Pending")
+    await expect(incoming).to_contain_text("Walking for Rex")
+    await expect(incoming).to_contain_text("Aigerim Owner")
     await screenshot(sitter_page, "sitter-dashboard")
     await incoming.get_by_role("button", name="Confirm").click()
     await expect(incoming.locator(".badge")).to_have_text("Confirmed")
 
-    # The owner's page was never reloaded: the WebSocket brought the change.
+    # The owner's page was never reloaded either: the WebSocket brought the confirmation.
     await expect(card.locator(".badge")).to_have_text("Confirmed", timeout=5000)
-    await expect(card.get_by_role("button", name="Pay")).to_be_visible()
     await screenshot(page, "owner-confirmed-live")
+    await card.get_by_role("button", name="Pay").click()
+    await expect(page.locator("#pay-amount")).to_have_text("8,750.00 ₸")
+    await page.get_by_role("button", name="Pay now").click()
+    await expect(card).to_contain_text("Paid.")
+    await expect(card.get_by_role("button", name="Pay")).to_have_count(0)
+
+    # The owner cancels; the sitter sees it live.
+    await card.get_by_role("button", name="Cancel").click()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Cancel booking").click()
+    await expect(card.locator(".badge")).to_have_text("Cancelled")
+    await expect(incoming.locator(".badge")).to_have_text("Cancelled", timeout=5000)
 
     phone = await new_context(browser, PHONE)
     for account, path, name in ((owner, "/owner", "owner"), (sitter, "/sitter", "sitter")):

@@ -1,7 +1,7 @@
 // Admin dashboard: counters polled every 5 s, bookings-per-day chart, pending sitters, users.
 import { api, apiList, me } from './api.js';
 import { drawBarChart } from './chart.js';
-import { $, badge, capitalize, dateTime, h, money, toast } from './dom.js';
+import { $, badge, capitalize, dateOnly, dateTime, h, money, toast } from './dom.js';
 
 const STATS_EVERY_MS = 5000;
 const USERS_PAGE = 10;
@@ -22,6 +22,7 @@ async function loadStats() {
   }
   const sum = (o) => Object.values(o || {}).reduce((a, b) => a + Number(b || 0), 0);
   stats.users.total = sum(stats.users);
+  stats.sitters.total = sum(stats.sitters);
   stats.bookings.total = sum(stats.bookings);
   for (const el of document.querySelectorAll('[data-stat]')) {
     const value = pick(stats, el.dataset.stat);
@@ -109,9 +110,10 @@ async function loadUsers() {
   $('#users-body').replaceChildren(
     ...result.items.map((u) =>
       h('tr', { dataset: { userId: u.user_id } },
-        h('td', {}, h('strong', { text: u.full_name }), h('small', { text: u.email || '—' })),
+        h('td', {}, h('strong', { text: u.full_name }), h('small', { class: 'show-sm', text: u.email || '—' })),
+        h('td', { class: 'hide-sm', text: u.email || '—' }),
         h('td', {}, badge(u.role), u.sitter?.status ? h('small', { text: capitalize(u.sitter.status) }) : null),
-        h('td', { class: 'hide-sm', text: u.created_at ? dateTime(u.created_at) : '—' }),
+        h('td', { class: 'hide-sm', text: u.created_at ? dateOnly(u.created_at) : '—' }),
         h('td', {}, h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Details', 'aria-label': `Details of ${u.full_name}`, onclick: () => openUser(u.user_id) })))),
   );
   $('#users-empty').hidden = result.items.length > 0;

@@ -1,7 +1,7 @@
 // Booking chat: history with older pages on scroll, live messages, typing, read marks, presence,
 // status changes inline, retries with the same client_id and resubscription from the last seq.
 import { apiList, me } from './api.js';
-import { $, capitalize, dateTime, h, timeOnly, toast } from './dom.js';
+import { $, capitalize, dateRange, dateTime, h, timeOnly, toast } from './dom.js';
 import { LiveSocket } from './live.js';
 
 const root = $('#chat');
@@ -39,6 +39,8 @@ let otherReadSeq = 0;
 let myReadSeq = 0;
 
 document.body.classList.add('is-chat');
+const when = $('#booking-when');
+when.textContent = dateRange(when.getAttribute('datetime'), when.dataset.end);
 if (!isParticipant) composer.hidden = true;
 
 // --- rendering -----------------------------------------------------------------------------

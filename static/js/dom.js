@@ -26,6 +26,8 @@ const dateTimeFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', t
 const timeFormat = new Intl.DateTimeFormat('en-GB', { timeStyle: 'short' });
 const dayFormat = new Intl.DateTimeFormat('en-GB', { weekday: 'short', day: 'numeric', month: 'short' });
 export const dateTime = (iso) => dateTimeFormat.format(new Date(iso));
+const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium' });
+export const dateOnly = (iso) => dateFormat.format(new Date(iso));
 export const timeOnly = (iso) => timeFormat.format(new Date(iso));
 export const dayLabel = (iso) => dayFormat.format(new Date(iso));
 

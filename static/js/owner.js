@@ -123,7 +123,7 @@ function renderResults(items) {
           h('span', { class: 'service-type', text: SERVICE_LABEL[s.type] || s.type }),
           h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ' / h' }))),
         h('p', { class: 'service-sitter', text: s.sitter_name }),
-        h('p', { class: 'muted', text: s.location }),
+        h('p', { class: 'service-location', text: s.location }),
         s.description ? h('p', { class: 'service-desc', text: s.description }) : null,
         h('div', { class: 'service-foot' },
           stars(s.rating, s.total_reviews),
