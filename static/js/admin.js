@@ -40,10 +40,13 @@ async function loadStats() {
   $('#stats-updated').textContent = `Updated ${new Date().toLocaleTimeString('en-GB')}.`;
 }
 
+let chartSeries = null;
+
 async function loadChart() {
   const figure = $('#bookings-chart');
   try {
     const series = await api('/api/admin/stats/bookings-per-day', { query: { days: figure.dataset.days } });
+    chartSeries = series;
     drawBarChart(figure, series);
     const total = series.reduce((a, d) => a + d.count, 0);
     $('#chart-total').textContent = `${total} in the last ${series.length} days`;
@@ -51,6 +54,12 @@ async function loadChart() {
     $('#chart-total').textContent = err.message;
   }
 }
+
+let resizeTimer = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (chartSeries) drawBarChart($('#bookings-chart'), chartSeries); }, 150);
+});
 
 // --- pending sitters -----------------------------------------------------------------------
 

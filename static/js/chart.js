@@ -21,8 +21,10 @@ const dayFormat = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'sho
 
 // series: [{day: 'YYYY-MM-DD', count}]
 export function drawBarChart(container, series) {
-  const width = 720;
-  const height = 240;
+  // Drawn at the container's own width, so text keeps its real size on a phone.
+  const width = Math.max(300, Math.round(container.clientWidth || 720));
+  const height = width < 500 ? 200 : 240;
+  const labelEvery = width < 500 ? 10 : 5;
   const pad = { top: 16, right: 8, bottom: 28, left: 34 };
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
@@ -45,11 +47,11 @@ export function drawBarChart(container, series) {
     const bar = svg('rect', { class: 'bar', x, y, width: barW, height: Math.max(barH, d.count ? 1 : 0), rx: 2, 'data-day': d.day, 'data-count': d.count });
     bar.append(svg('title', {}, label));
     chart.append(bar);
-    if (d.count && slot > 16) {
+    if (d.count && slot > 14) {
       chart.append(svg('text', { class: 'bar-value', x: x + barW / 2, y: y - 3, 'text-anchor': 'middle' }, d.count));
     }
-    // A date under every 5th bar (and the last), so the axis stays readable on a phone.
-    if (i % 5 === 0 || i === series.length - 1) {
+    // A date under every few bars (and the last), so the axis stays readable.
+    if (i % labelEvery === 0 || i === series.length - 1) {
       chart.append(svg('text', { class: 'axis-label', x: x + barW / 2, y: height - 8, 'text-anchor': 'middle' }, dayFormat.format(new Date(`${d.day}T00:00:00Z`))));
     }
   });
