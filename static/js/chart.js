@@ -52,7 +52,8 @@ export function drawBarChart(container, series) {
     }
     // A date under every few bars (and the last), so the axis stays readable.
     if (i % labelEvery === 0 || i === series.length - 1) {
-      chart.append(svg('text', { class: 'axis-label', x: x + barW / 2, y: height - 8, 'text-anchor': 'middle' }, dayFormat.format(new Date(`${d.day}T00:00:00Z`))));
+      const last = i === series.length - 1;
+      chart.append(svg('text', { class: 'axis-label', x: last ? x + barW : x + barW / 2, y: height - 8, 'text-anchor': last ? 'end' : 'middle' }, dayFormat.format(new Date(`${d.day}T00:00:00Z`))));
     }
   });
   container.querySelector('svg')?.remove();
