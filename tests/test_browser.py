@@ -282,18 +282,27 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     base = base_url(server)
     owner = await make_owner(api, full_name="Aigerim Owner")
     sitter = await make_sitter(api, full_name="Daniyar Sitter", location="Almaty")
-    resp = await api.post(
-        "/api/services",
-        json={"type": "walking", "price_per_hour": "2500.00", "description": "Long park walks"},
-        headers=sitter.headers,
-    )
-    assert resp.status == 201, await resp.text()
 
-    # The sitter's dashboard is open before anything is booked.
+    # The sitter publishes a service on the dashboard, which then stays open.
     sitter_ctx = await new_context(browser)
     sitter_page = await sign_in(sitter_ctx, base, sitter.email, page_errors)
     await expect(sitter_page.locator("body")).to_have_attribute("data-ready", "true")
     await expect(sitter_page.locator("#bookings-empty")).to_be_visible()
+    await sitter_page.get_by_role("button", name="Add a service").click()
+    await sitter_page.get_by_label("Service").select_option("home-care")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    price_error = sitter_page.locator('[data-error-for="price_per_hour"]')
+    await expect(price_error).to_be_visible()
+    await sitter_page.get_by_label("Price per hour (₸)").fill("2500")
+    await sitter_page.get_by_label("Description").fill("Long park walks")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    service = sitter_page.locator("#service-list .service")
+    await expect(service).to_contain_text("Home care")
+    await service.get_by_role("button", name="Edit").click()
+    await sitter_page.get_by_label("Service").select_option("walking")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    await expect(service).to_contain_text("Walking")
+    await expect(service).to_contain_text("2,500.00 ₸")
 
     owner_ctx = await new_context(browser)
     page = await sign_in(owner_ctx, base, owner.email, page_errors)
@@ -308,6 +317,18 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await page.get_by_label("Age (years)").fill("4")
     await page.get_by_role("button", name="Save pet").click()
     await expect(page.locator("#pet-list")).to_contain_text("Rex")
+    # A second pet, edited, then deleted after a confirmation step.
+    await page.get_by_role("button", name="Add a pet").click()
+    await page.get_by_label("Name").fill("Tom")
+    await page.get_by_label("Kind").select_option("cat")
+    await page.get_by_role("button", name="Save pet").click()
+    await page.get_by_role("button", name="Edit Tom").click()
+    await page.get_by_label("Age (years)").fill("7")
+    await page.get_by_role("button", name="Save pet").click()
+    await expect(page.locator(".pet", has_text="Tom")).to_contain_text("Cat · 7 years")
+    await page.get_by_role("button", name="Delete Tom").click()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Delete pet").click()
+    await expect(page.locator(".pet")).to_have_count(1)
 
     await page.get_by_label("Location").fill("alma")
     await page.get_by_role("button", name="Search").click()
@@ -360,6 +381,43 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
         await phone.clear_cookies()
     for ctx in (owner_ctx, sitter_ctx, phone):
         await ctx.close()
+
+
+async def test_owner_reviews_a_completed_booking(server, api, browser, page_errors):
+    needs(
+        server.app,
+        ("POST", "/api/reviews", "admin"),
+        ("GET", "/api/bookings/{booking_id}/review", "admin"),
+        ("GET", "/api/owners/{owner_id}/bookings", "market"),
+    )
+    base = base_url(server)
+    owner, sitter, booking_id = await _booking_between(api)
+    async with api.app[POOL].acquire() as conn:
+        await conn.execute(
+            "UPDATE bookings SET status = 'completed', start_time = now() - interval '3 hours',"
+            " end_time = now() - interval '1 hour' WHERE booking_id = $1",
+            booking_id,
+        )
+    context = await new_context(browser)
+    page = await sign_in(context, base, owner.email, page_errors)
+    card = page.locator(f'.booking[data-booking-id="{booking_id}"]')
+    await expect(card.locator(".badge")).to_have_text("Completed")
+    await card.get_by_role("button", name="Leave a review").click()
+    await page.locator('label[for="rate-4"]').click()
+    await page.get_by_label("Comment").fill("Rex came back happy")
+    await screenshot(page, "owner-review-dialog")
+    await page.get_by_role("button", name="Publish review").click()
+    await expect(card).to_contain_text("Reviewed")
+    await expect(card.get_by_role("button", name="Leave a review")).to_have_count(0)
+    async with api.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT rating, comment FROM reviews WHERE booking_id = $1", booking_id
+        )
+    assert tuple(row) == (4, "Rex came back happy")
+    await page.reload()
+    await expect(card).to_contain_text("Reviewed")
+    del sitter
+    await context.close()
 
 
 # --- chat --------------------------------------------------------------------------------------
@@ -547,7 +605,11 @@ async def test_admin_approves_a_pending_sitter_and_the_counters_change(
     await make_sitter(api, status="pending", full_name="Late Lena")
     await expect(pending_count).to_have_text("1", timeout=8000)
 
-    # Users: role filter, pagination, details and deletion with a confirmation step.
+    # Users: search, role filter, pagination, details and deletion with a confirmation step.
+    await page.get_by_label("Search").fill("pavel")
+    await expect(page.locator("#users-body tr")).to_have_count(1)
+    await expect(page.locator("#users-body")).to_contain_text("Pending Pavel")
+    await page.get_by_label("Search").fill("")
     await page.get_by_label("Role").select_option("owner")
     await expect(page.locator("#users-range")).to_contain_text("of 13")
     await page.locator("#users-next").click()
