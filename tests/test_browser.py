@@ -615,6 +615,7 @@ async def test_admin_approves_a_pending_sitter_and_the_counters_change(
     await page.locator("#users-next").click()
     await expect(page.locator("#users-range")).to_contain_text("11\u201313 of 13")
     await page.locator("#users-prev").click()
+    await expect(page.locator("#users-range")).to_contain_text("1\u201310 of 13")
     target = page.locator("#users-body tr").first
     name = (await target.locator("strong").inner_text()).strip()
     await target.get_by_role("button", name="Details").click()

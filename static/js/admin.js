@@ -100,6 +100,7 @@ async function decide(button, sitterId, action, name) {
 const usersFilter = $('#users-filter');
 let usersOffset = 0;
 let usersTotal = 0;
+let usersRequest = 0;
 
 async function loadUsers() {
   const query = {
@@ -108,13 +109,16 @@ async function loadUsers() {
     limit: USERS_PAGE,
     offset: usersOffset,
   };
+  // Typing fires several searches; only the newest answer may render.
+  const ticket = ++usersRequest;
   let result;
   try {
     result = await apiList('/api/admin/users', { query });
   } catch (err) {
-    toast(err.message, 'error');
+    if (ticket === usersRequest) toast(err.message, 'error');
     return;
   }
+  if (ticket !== usersRequest) return;
   usersTotal = result.total;
   $('#users-body').replaceChildren(
     ...result.items.map((u) =>
