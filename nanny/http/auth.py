@@ -120,12 +120,13 @@ def _check_role_field(sent: str | None, role: str) -> None:
 
 
 async def register_account(
-    app: web.Application, body: RegisterOwner | RegisterSitter, role: str
+    request: web.Request, body: RegisterOwner | RegisterSitter, role: str
 ) -> int:
-    """Create the account (and a pending sitter profile); the API and the register page share it."""
+    """Create the account (and a pending sitter profile). The API and the register page share
+    it, so both paths keep the same rules and limits."""
     _check_role_field(body.role, role)
-    password_hash = await security.hash_password(app, body.password)
-    async with app[POOL].acquire() as conn, conn.transaction():
+    password_hash = await security.hash_password(request.app, body.password)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
         user_id = await db_users.create_user(
             conn,
             email=body.email,
@@ -149,18 +150,19 @@ async def register_account(
 
 
 async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
-    user_id = await register_account(request.app, body, role)
+    user_id = await register_account(request, body, role)
     message = "Owner registered" if role == "owner" else "Sitter registered; awaiting approval"
     return json_response({"user_id": user_id, "message": message}, status=201)
 
 
-async def check_credentials(app: web.Application, email: str, password: str) -> db_users.User:
+async def check_credentials(request: web.Request, email: str, password: str) -> db_users.User:
     """The live user with this e-mail and password; the same 401 for either being wrong.
-    The API and the login page share it."""
-    pool = app[POOL]
+    The API and the login page share it, so both paths keep the same rules and limits."""
+    pool = request.app[POOL]
     async with pool.acquire() as conn:
         creds = await db_users.get_credentials(conn, email)
-    ok = await security.verify_password(app, password, creds.password_hash if creds else None)
+    hashed = creds.password_hash if creds else None
+    ok = await security.verify_password(request.app, password, hashed)
     if not ok or creds is None:
         raise Unauthorized("Wrong e-mail or password")
     async with pool.acquire() as conn:
@@ -205,7 +207,7 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
     errors=(ValidationFailed, Unauthorized),
 )
 async def login(request: web.Request, body: Login) -> web.Response:
-    user = await check_credentials(request.app, body.email, body.password)
+    user = await check_credentials(request, body.email, body.password)
     token, expires_at = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
     return json_response(
         {

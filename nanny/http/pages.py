@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from nanny.db import booking_views
 from nanny.db import users as db_users
-from nanny.errors import Conflict, Unauthorized, ValidationFailed
+from nanny.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import auth, security
 from nanny.http.endpoint import path_id
 from nanny.keys import POOL, SETTINGS
@@ -210,6 +210,15 @@ def _render_form(
     return response
 
 
+def _rate_limited(
+    request: web.Request, template: str, values: dict[str, Any], exc: RateLimited
+) -> web.Response:
+    errors = {"form": f"Too many attempts. Try again in {exc.retry_after} seconds."}
+    response = _render_form(request, template, values=values, errors=errors, status=429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def _signed_in_redirect(request: web.Request, user: db_users.User, target: str | None):
     token, _ = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
     response = redirect(target or home_url(request, user))
@@ -247,9 +256,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         errors["password"] = "Enter your password"
     if not errors:
         try:
-            user = await auth.check_credentials(request.app, email, password)
+            user = await auth.check_credentials(request, email, password)
         except Unauthorized:
             errors["form"] = "Wrong e-mail or password"
+        except RateLimited as exc:
+            return _rate_limited(request, "login.html", {"email": email}, exc)
     if errors:
         status = 401 if "form" in errors else 400
         return _render_form(
@@ -325,11 +336,14 @@ async def register_submit(request: web.Request) -> web.StreamResponse:
         data["experience_years"] = int(years) if years.isdigit() and len(years) < 4 else years
     try:
         body = model.model_validate(data)
-        user_id = await auth.register_account(request.app, body, role)
+        user_id = await auth.register_account(request, body, role)
     except ValidationError as exc:
         errors = _field_errors(exc)
     except Conflict:
         errors = {"email": "An account with this e-mail already exists — sign in instead"}
+    except RateLimited as exc:
+        values.pop("password")
+        return _rate_limited(request, "register.html", values, exc)
     else:
         async with request.app[POOL].acquire() as conn:
             user = await db_users.get_user(conn, user_id)

@@ -65,6 +65,7 @@ export function toast(message, kind = 'info') {
   if (!box) return;
   const item = h('div', { class: `toast toast-${kind}`, text: message });
   box.append(item);
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => item.remove(), 4500);
 }
 
