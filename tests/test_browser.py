@@ -71,10 +71,23 @@ def needs(app: web.Application, *routes: tuple[str, str, str]) -> None:
 
 WS = ("GET", "/api/ws", "chat")
 
+# The policy the pages must live with: only our own files run, nothing inline.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+async def _strict_csp(request: web.Request, response: web.StreamResponse) -> None:
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
+
 
 @pytest.fixture
 async def server(settings) -> AsyncIterator[TestServer]:
-    srv = TestServer(create_app(settings), host="127.0.0.1")
+    app = create_app(settings)
+    app.on_response_prepare.append(_strict_csp)
+    srv = TestServer(app, host="127.0.0.1")
     await srv.start_server()
     yield srv
     await srv.close()
@@ -98,9 +111,16 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 class PageErrors(list):
+    """Uncaught script errors and Content-Security-Policy violations of the watched pages."""
+
     def watch(self, page: Page) -> Page:
         page.on("pageerror", lambda exc: self.append(str(exc)))
+        page.on("console", self._console)
         return page
+
+    def _console(self, message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.append(message.text)
 
 
 @pytest.fixture
