@@ -15,7 +15,8 @@ from nanny import PROJECT_ROOT
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
-from nanny.http import admin_charts, auth, health, pages
+from nanny.expiry import expiry_ctx
+from nanny.http import admin_charts, auth, bookings, health, pages, payments, pets, services
 from nanny.http.middlewares import error_middleware
 from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
 
@@ -69,8 +70,13 @@ def create_app(settings: Settings) -> web.Application:
     app[BOOKING_LISTENERS] = []
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(expiry_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
+    app.add_routes(pets.routes)
+    app.add_routes(services.routes)
+    app.add_routes(bookings.routes)
+    app.add_routes(payments.routes)
     app.add_routes(admin_charts.routes)
     app.add_routes(pages.routes)
     setup_pages(app)

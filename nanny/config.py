@@ -31,6 +31,8 @@ class Settings:
     bcrypt_rounds: int = 12
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # How many bookings one owner may have waiting for an answer at once (API.md: 10).
+    max_pending_bookings: int = 10
 
     @property
     def production(self) -> bool:
@@ -120,4 +122,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=rounds,
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
+        max_pending_bookings=_positive_number(env, "MAX_PENDING_BOOKINGS", 10, integer=True),
     )

@@ -17,6 +17,7 @@ TABLES = {
     "chats",
     "messages",
     "chat_reads",
+    "task_runs",
 }
 
 

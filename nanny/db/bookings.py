@@ -1,0 +1,302 @@
+"""Bookings and their status transitions.
+
+Every transition is one `UPDATE … WHERE status IN (…) RETURNING …`: of two racing requests
+the second finds the row no longer in the required status and changes nothing. Overlaps are
+refused by the exclusion constraint `bookings_sitter_no_overlap`, not by a read-then-write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+OPEN_STATUSES = ("pending", "confirmed")
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    user_id: int
+    full_name: str
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    booking_id: int
+    owner_id: int
+    sitter_id: int
+    pet_id: int | None
+    service_id: int | None
+    start_time: datetime
+    end_time: datetime
+    status: str
+    total_price: Decimal
+    created_at: datetime
+    updated_at: datetime
+    owner: Party
+    sitter: Party
+
+
+@dataclass(frozen=True, slots=True)
+class Clash:
+    start_time: datetime
+    end_time: datetime
+
+
+_BOOKING_COLUMNS = (
+    "booking_id",
+    "owner_id",
+    "sitter_id",
+    "pet_id",
+    "service_id",
+    "start_time",
+    "end_time",
+    "status",
+    "total_price",
+    "created_at",
+    "updated_at",
+)
+
+# Appended to a `b` row source: both parties' names and contacts (the handler decides who
+# may see the contacts).
+_WITH_PARTIES = """
+    SELECT b.booking_id, b.owner_id, b.sitter_id, b.pet_id, b.service_id, b.start_time,
+           b.end_time, b.status, b.total_price, b.created_at, b.updated_at,
+           o.full_name AS owner_name, o.email AS owner_email, o.phone AS owner_phone,
+           s.full_name AS sitter_name, s.email AS sitter_email, s.phone AS sitter_phone
+    FROM b
+    JOIN users o ON o.user_id = b.owner_id
+    JOIN users s ON s.user_id = b.sitter_id
+"""
+
+
+def _booking(row: asyncpg.Record | None) -> Booking | None:
+    if row is None:
+        return None
+    return Booking(
+        **{c: row[c] for c in _BOOKING_COLUMNS},
+        owner=Party(row["owner_id"], row["owner_name"], row["owner_email"], row["owner_phone"]),
+        sitter=Party(
+            row["sitter_id"], row["sitter_name"], row["sitter_email"], row["sitter_phone"]
+        ),
+    )
+
+
+async def lock_owner_for_booking(conn: asyncpg.Connection, owner_id: int) -> bool:
+    """Serialise one owner's booking creations (so the pending-bookings cap cannot be raced
+    past) by locking the owner's users row until the transaction ends. NO KEY UPDATE does not
+    block rows that merely reference the user. False when the user is gone."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM users WHERE user_id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
+        owner_id,
+    )
+    return found is not None
+
+
+async def count_pending(conn: asyncpg.Connection, owner_id: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM bookings WHERE owner_id = $1 AND status = 'pending'", owner_id
+    )
+
+
+async def insert_booking(
+    conn: asyncpg.Connection,
+    *,
+    owner_id: int,
+    sitter_id: int,
+    pet_id: int,
+    service_id: int,
+    start_time: datetime,
+    end_time: datetime,
+) -> Booking:
+    """Insert a pending booking priced by the database from the service's current price
+    (price_per_hour * hours, rounded to cents) together with its chat.
+    Raises asyncpg.ExclusionViolationError when it overlaps the sitter's open bookings."""
+    row = await conn.fetchrow(
+        f"""
+        WITH b AS (
+            INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
+                                  total_price)
+            SELECT $1, $2, $3, v.service_id, $5, $6,
+                   round(v.price_per_hour * extract(epoch FROM ($6::timestamptz - $5)) / 3600, 2)
+            FROM services v WHERE v.service_id = $4
+            RETURNING *
+        ), chat AS (
+            INSERT INTO chats (booking_id) SELECT booking_id FROM b
+        )
+        {_WITH_PARTIES}
+        """,
+        owner_id,
+        sitter_id,
+        pet_id,
+        service_id,
+        start_time,
+        end_time,
+    )
+    return _booking(row)
+
+
+async def find_clash(
+    conn: asyncpg.Connection, sitter_id: int, start_time: datetime, end_time: datetime
+) -> Clash | None:
+    """An open booking of the sitter overlapping [start_time, end_time), for the 409 message."""
+    row = await conn.fetchrow(
+        """
+        SELECT start_time, end_time FROM bookings
+        WHERE sitter_id = $1 AND status IN ('pending', 'confirmed')
+          AND tstzrange(start_time, end_time, '[)') && tstzrange($2, $3, '[)')
+        ORDER BY start_time LIMIT 1
+        """,
+        sitter_id,
+        start_time,
+        end_time,
+    )
+    return Clash(**row) if row else None
+
+
+async def get_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    row = await conn.fetchrow(
+        f"WITH b AS (SELECT * FROM bookings WHERE booking_id = $1) {_WITH_PARTIES}", booking_id
+    )
+    return _booking(row)
+
+
+async def confirm_booking(
+    conn: asyncpg.Connection, booking_id: int, sitter_id: int
+) -> Booking | None:
+    """pending -> confirmed by the booking's sitter; None when that is not possible."""
+    row = await conn.fetchrow(
+        f"""
+        WITH b AS (
+            UPDATE bookings SET status = 'confirmed', updated_at = now()
+            WHERE booking_id = $1 AND sitter_id = $2 AND status = 'pending'
+            RETURNING *
+        ) {_WITH_PARTIES}
+        """,
+        booking_id,
+        sitter_id,
+    )
+    return _booking(row)
+
+
+async def cancel_booking(
+    conn: asyncpg.Connection, booking_id: int, participant_id: int
+) -> Booking | None:
+    """pending|confirmed -> cancelled by either participant, refunding a paid payment; None
+    when that is not possible. Run inside a transaction. The refund is a second statement on
+    purpose: the first waits for a payment being stored (it share-locks the booking), and only
+    a statement started after that wait sees the new payment."""
+    row = await conn.fetchrow(
+        f"""
+        WITH b AS (
+            UPDATE bookings SET status = 'cancelled', updated_at = now()
+            WHERE booking_id = $1 AND $2 IN (owner_id, sitter_id)
+              AND status IN ('pending', 'confirmed')
+            RETURNING *
+        ) {_WITH_PARTIES}
+        """,
+        booking_id,
+        participant_id,
+    )
+    if row is None:
+        return None
+    await conn.execute(
+        """
+        UPDATE payments SET status = 'refunded', updated_at = now()
+        WHERE booking_id = $1 AND status = 'paid'
+        """,
+        booking_id,
+    )
+    return _booking(row)
+
+
+async def complete_booking(
+    conn: asyncpg.Connection, booking_id: int, sitter_id: int, *, now: datetime | None = None
+) -> Booking | None:
+    """confirmed -> completed by the booking's sitter once `now` (the database clock unless
+    given) has reached end_time; None when that is not possible."""
+    row = await conn.fetchrow(
+        f"""
+        WITH b AS (
+            UPDATE bookings SET status = 'completed', updated_at = now()
+            WHERE booking_id = $1 AND sitter_id = $2 AND status = 'confirmed'
+              AND end_time <= coalesce($3::timestamptz, now())
+            RETURNING *
+        ) {_WITH_PARTIES}
+        """,
+        booking_id,
+        sitter_id,
+        now,
+    )
+    return _booking(row)
+
+
+async def expire_stale_bookings(
+    conn: asyncpg.Connection, *, stale_after: timedelta
+) -> list[Booking]:
+    """Cancel every booking still pending `stale_after` past its start, in one statement."""
+    rows = await conn.fetch(
+        f"""
+        WITH b AS (
+            UPDATE bookings SET status = 'cancelled', updated_at = now()
+            WHERE status = 'pending' AND start_time < now() - $1::interval
+            RETURNING *
+        ) {_WITH_PARTIES}
+        ORDER BY b.booking_id
+        """,
+        stale_after,
+    )
+    return [_booking(r) for r in rows]
+
+
+async def list_bookings(
+    conn: asyncpg.Connection,
+    *,
+    owner_id: int | None = None,
+    sitter_id: int | None = None,
+    status: str | None = None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Booking], int]:
+    """One user's bookings (as owner or as sitter), newest first, and how many in all."""
+    column = "owner_id" if owner_id is not None else "sitter_id"
+    user_id = owner_id if owner_id is not None else sitter_id
+    # Two statement texts instead of `$2 IS NULL OR status = $2`, so each keeps an index plan.
+    status_filter = "AND status = $2" if status is not None else "AND $2::text IS NULL"
+    rows = await conn.fetch(
+        f"""
+        WITH b AS (
+            SELECT *, count(*) OVER () AS total FROM bookings
+            WHERE {column} = $1 {status_filter}
+            ORDER BY created_at DESC, booking_id DESC
+            LIMIT $3 OFFSET $4
+        ) {_WITH_PARTIES.replace("b.updated_at,", "b.updated_at, b.total AS total_count,")}
+        ORDER BY b.created_at DESC, b.booking_id DESC
+        """,
+        user_id,
+        status,
+        limit,
+        offset,
+    )
+    if rows:
+        total = rows[0]["total_count"]
+    elif offset:
+        total = await conn.fetchval(
+            f"SELECT count(*) FROM bookings WHERE {column} = $1 {status_filter}", user_id, status
+        )
+    else:
+        total = 0
+    return [_booking(r) for r in rows], total
+
+
+async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:
+    """The booking, share-locked until the transaction ends: a concurrent cancel waits, so a
+    payment is either stored before the cancel (which then refunds it) or sees the cancel."""
+    row = await conn.fetchrow(
+        f"WITH b AS (SELECT * FROM bookings WHERE booking_id = $1 FOR SHARE) {_WITH_PARTIES}",
+        booking_id,
+    )
+    return _booking(row)

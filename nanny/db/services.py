@@ -1,0 +1,255 @@
+"""Services and the public search over them.
+
+Ratings come from the aggregates kept on `sitters` (rating_sum, rating_count), updated with
+each review write, so neither search nor a service read ever aggregates reviews."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    service_id: int
+    sitter_id: int
+    type: str
+    price_per_hour: Decimal
+    description: str
+    sitter_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    service_id: int
+    sitter_id: int
+    type: str
+    price_per_hour: Decimal
+    description: str
+    sitter_name: str
+    location: str
+    rating: Decimal
+    total_reviews: int
+
+
+# The rating as the API shows it; search filters and sorts by the same expression.
+RATING_SQL = (
+    "CASE WHEN s.rating_count = 0 THEN 0::numeric "
+    "ELSE round(s.rating_sum::numeric / s.rating_count, 2) END"
+)
+
+# A deleted sitter's services are nobody's to book or see, whatever its approval said.
+_SITTER_STATUS = "CASE WHEN u.deleted_at IS NULL THEN s.status ELSE 'deleted' END"
+
+_COLUMNS = "v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description"
+
+
+def _service(row: asyncpg.Record | None) -> Service | None:
+    return Service(**row) if row else None
+
+
+async def create_service(
+    conn: asyncpg.Connection,
+    sitter_id: int,
+    *,
+    type: str,
+    price_per_hour: Decimal,
+    description: str,
+) -> Service:
+    row = await conn.fetchrow(
+        f"""
+        WITH v AS (
+            INSERT INTO services (sitter_id, type, price_per_hour, description)
+            VALUES ($1, $2, $3, $4) RETURNING *
+        )
+        SELECT {_COLUMNS}, s.status AS sitter_status
+        FROM v JOIN sitters s ON s.user_id = v.sitter_id
+        """,
+        sitter_id,
+        type,
+        price_per_hour,
+        description,
+    )
+    return _service(row)
+
+
+async def get_service(conn: asyncpg.Connection, service_id: int) -> Service | None:
+    """The service with its sitter's approval status (the caller decides who may see it)."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_COLUMNS}, {_SITTER_STATUS} AS sitter_status
+        FROM services v JOIN sitters s ON s.user_id = v.sitter_id
+        JOIN users u ON u.user_id = v.sitter_id
+        WHERE v.service_id = $1
+        """,
+        service_id,
+    )
+    return _service(row)
+
+
+async def lock_service(conn: asyncpg.Connection, service_id: int) -> Service | None:
+    """The service, share-locked until the transaction ends, so it cannot be deleted or
+    repriced while a booking for it is being created."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_COLUMNS}, {_SITTER_STATUS} AS sitter_status
+        FROM services v JOIN sitters s ON s.user_id = v.sitter_id
+        JOIN users u ON u.user_id = v.sitter_id
+        WHERE v.service_id = $1
+        FOR SHARE OF v
+        """,
+        service_id,
+    )
+    return _service(row)
+
+
+async def update_service(
+    conn: asyncpg.Connection, service_id: int, sitter_id: int, changes: dict[str, object]
+) -> Service | None:
+    """Apply `changes` (column -> value, columns from a fixed set) to the sitter's service."""
+    allowed = ("type", "price_per_hour", "description")
+    columns = [c for c in allowed if c in changes]
+    assignments = "".join(f"{c} = ${i}, " for i, c in enumerate(columns, start=3))
+    row = await conn.fetchrow(
+        f"""
+        WITH v AS (
+            UPDATE services SET {assignments}updated_at = now()
+            WHERE service_id = $1 AND sitter_id = $2 RETURNING *
+        )
+        SELECT {_COLUMNS}, s.status AS sitter_status
+        FROM v JOIN sitters s ON s.user_id = v.sitter_id
+        """,
+        service_id,
+        sitter_id,
+        *(changes[c] for c in columns),
+    )
+    return _service(row)
+
+
+async def delete_unbooked_service(
+    conn: asyncpg.Connection, service_id: int, sitter_id: int
+) -> bool | None:
+    """Delete the sitter's service unless it has a pending or confirmed booking.
+    None: no such service of this sitter; False: it is booked; True: deleted.
+    Run inside a transaction: the row lock waits for a booking being created for the service
+    (which share-locks it), and the check after it then sees that booking."""
+    locked = await conn.fetchval(
+        "SELECT 1 FROM services WHERE service_id = $1 AND sitter_id = $2 FOR UPDATE",
+        service_id,
+        sitter_id,
+    )
+    if locked is None:
+        return None
+    deleted = await conn.fetchval(
+        """
+        DELETE FROM services v WHERE v.service_id = $1
+          AND NOT EXISTS (SELECT 1 FROM bookings b
+                          WHERE b.service_id = v.service_id
+                            AND b.status IN ('pending', 'confirmed'))
+        RETURNING 1
+        """,
+        service_id,
+    )
+    return deleted is not None
+
+
+async def list_sitter_services(
+    conn: asyncpg.Connection, sitter_id: int, *, limit: int, offset: int
+) -> tuple[list[Service], int]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS}, s.status AS sitter_status, count(*) OVER () AS total
+        FROM services v JOIN sitters s ON s.user_id = v.sitter_id
+        WHERE v.sitter_id = $1
+        ORDER BY v.service_id LIMIT $2 OFFSET $3
+        """,
+        sitter_id,
+        limit,
+        offset,
+    )
+    if rows:
+        total = rows[0]["total"]
+    elif offset:
+        total = await conn.fetchval("SELECT count(*) FROM services WHERE sitter_id = $1", sitter_id)
+    else:
+        total = 0
+    return [Service(**{k: r[k] for k in Service.__slots__}) for r in rows], total
+
+
+# sort parameter -> ORDER BY; service_id last keeps paging stable among equal keys.
+SEARCH_ORDER = {
+    "price": "v.price_per_hour ASC, v.service_id ASC",
+    "-price": "v.price_per_hour DESC, v.service_id ASC",
+    "rating": "rating ASC, v.service_id ASC",
+    "-rating": "rating DESC, v.service_id ASC",
+}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_services(
+    conn: asyncpg.Connection,
+    *,
+    type: str | None = None,
+    location: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    min_rating: Decimal | None = None,
+    sort: str = "-rating",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[SearchRow], int]:
+    """Services of approved sitters matching every given filter, one page of them, and how
+    many match in all (counted by a window over the same statement). Unset filters are
+    NULL parameters, so the statement text is the same for every search and stays prepared."""
+    order = SEARCH_ORDER[sort]
+    rows = await conn.fetch(
+        f"""
+        SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description,
+               u.full_name AS sitter_name, s.location, {RATING_SQL} AS rating,
+               s.rating_count AS total_reviews, count(*) OVER () AS total
+        FROM services v
+        JOIN sitters s ON s.user_id = v.sitter_id
+        JOIN users u ON u.user_id = v.sitter_id
+        WHERE s.status = 'approved' AND u.deleted_at IS NULL
+          AND ($1::text IS NULL OR v.type = $1)
+          AND ($2::text IS NULL OR s.location ILIKE $2)
+          AND ($3::numeric IS NULL OR v.price_per_hour >= $3)
+          AND ($4::numeric IS NULL OR v.price_per_hour <= $4)
+          AND ($5::numeric IS NULL OR {RATING_SQL} >= $5)
+        ORDER BY {order}
+        LIMIT $6 OFFSET $7
+        """,
+        type,
+        _like_pattern(location) if location else None,
+        min_price,
+        max_price,
+        min_rating,
+        limit,
+        offset,
+    )
+    if rows:
+        total = rows[0]["total"]
+    elif offset:
+        # Past the last page the window has no row to ride on; count the matches plainly.
+        total = (
+            await search_services(
+                conn,
+                type=type,
+                location=location,
+                min_price=min_price,
+                max_price=max_price,
+                min_rating=min_rating,
+                sort=sort,
+                limit=1,
+                offset=0,
+            )
+        )[1]
+    else:
+        total = 0
+    return [SearchRow(**{k: r[k] for k in SearchRow.__slots__}) for r in rows], total

@@ -1,0 +1,360 @@
+"""Bookings: creation with every rule of API.md, the status machine, and the users' lists.
+
+Privacy: a booking is visible to its participants and admins only (404 to anyone else). It
+carries `owner` and `sitter` objects with user_id and full_name; their `email` and `phone` are
+present only when the viewer is a participant and the booking is confirmed or completed, since
+only then do the two parties need to reach each other outside the chat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import asyncpg
+from aiohttp import web
+from pydantic import AwareDatetime, Field
+
+from nanny import events
+from nanny.db import bookings as db_bookings
+from nanny.db import pets as db_pets
+from nanny.db import services as db_services
+from nanny.db import users as db_users
+from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from nanny.http import security
+from nanny.http.endpoint import endpoint, path_id
+from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
+from nanny.http.responses import json_response, list_response, rfc3339
+from nanny.http.schemas import Body, Out, Paging
+from nanny.keys import POOL, SETTINGS
+
+routes = web.RouteTableDef()
+
+MAX_DURATION = timedelta(days=30)
+BookingStatus = Literal["pending", "confirmed", "completed", "cancelled"]
+CONTACT_STATUSES = frozenset({"confirmed", "completed"})
+
+
+# Ids are PostgreSQL integers: anything outside is refused up front, never sent to the database.
+Id = Annotated[int, Field(gt=0, le=2_147_483_647)]
+
+
+class BookingCreate(Body):
+    sitter_id: Id
+    pet_id: Id
+    service_id: Id
+    start_time: AwareDatetime = Field(description="RFC 3339 with an offset; in the future")
+    end_time: AwareDatetime = Field(
+        description="RFC 3339 with an offset; after start_time, at most 30 days after it"
+    )
+    owner_id: int | None = Field(None, description=OWNER_ID_DOC)
+
+
+class BookingCreated(Out):
+    booking_id: int
+    status: Literal["pending"]
+    total_price: float = Field(description="price_per_hour x hours, 2 places")
+    message: str
+
+
+class PartyOut(Out):
+    """A participant of a booking. `email` and `phone` are present only to the booking's own
+    participants, and only while the booking is confirmed or completed."""
+
+    user_id: int
+    full_name: str
+    email: str | None = Field(None, description="only to participants once confirmed")
+    phone: str | None = Field(None, description="only to participants once confirmed")
+
+
+class BookingOut(Out):
+    booking_id: int
+    owner_id: int
+    sitter_id: int
+    pet_id: int | None = Field(description="null once the pet was deleted")
+    service_id: int | None = Field(description="null once the service was withdrawn")
+    start_time: str
+    end_time: str
+    status: BookingStatus
+    total_price: float
+    created_at: str
+    updated_at: str
+    owner: PartyOut
+    sitter: PartyOut
+
+
+class BookingListQuery(Paging):
+    status: BookingStatus | None = None
+
+
+def _party(party: db_bookings.Party, contacts: bool) -> dict:
+    body = {"user_id": party.user_id, "full_name": party.full_name}
+    if contacts:
+        body["email"] = party.email
+        body["phone"] = party.phone
+    return body
+
+
+def booking_json(booking: db_bookings.Booking, viewer_id: int | None = None) -> dict:
+    """The booking as `viewer_id` may see it; without a viewer (events fanned out to rooms and
+    dashboards) it never carries contact details."""
+    contacts = booking.status in CONTACT_STATUSES and viewer_id in (
+        booking.owner_id,
+        booking.sitter_id,
+    )
+    return {
+        "booking_id": booking.booking_id,
+        "owner_id": booking.owner_id,
+        "sitter_id": booking.sitter_id,
+        "pet_id": booking.pet_id,
+        "service_id": booking.service_id,
+        "start_time": rfc3339(booking.start_time),
+        "end_time": rfc3339(booking.end_time),
+        "status": booking.status,
+        "total_price": booking.total_price,
+        "created_at": rfc3339(booking.created_at),
+        "updated_at": rfc3339(booking.updated_at),
+        "owner": _party(booking.owner, contacts),
+        "sitter": _party(booking.sitter, contacts),
+    }
+
+
+def event_json(booking: db_bookings.Booking) -> dict:
+    return booking_json(booking, None)
+
+
+def is_participant(booking: db_bookings.Booking, user: db_users.User) -> bool:
+    return user.user_id in (booking.owner_id, booking.sitter_id)
+
+
+async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
+    """The booking if the caller is a participant or an admin; 404 otherwise (its existence is
+    private)."""
+    booking = await db_bookings.get_booking(conn, booking_id)
+    if booking is None or not (is_participant(booking, user) or user.role == "admin"):
+        raise NotFound("No such booking")
+    return booking
+
+
+def _check_times(body: BookingCreate) -> None:
+    if body.start_time <= datetime.now(UTC):
+        raise ValidationFailed("start_time must be in the future", details={"field": "start_time"})
+    if body.end_time <= body.start_time:
+        raise ValidationFailed("end_time must be after start_time", details={"field": "end_time"})
+    if body.end_time - body.start_time > MAX_DURATION:
+        raise ValidationFailed("A booking lasts at most 30 days", details={"field": "end_time"})
+
+
+@routes.post("/api/bookings", name="create_booking")
+@endpoint(
+    "Request a booking of a sitter's service for one of the caller's pets",
+    tag="bookings",
+    body=BookingCreate,
+    response=BookingCreated,
+    status=201,
+    roles=("owner",),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def create_booking(
+    request: web.Request, user: db_users.User, body: BookingCreate
+) -> web.Response:
+    check_redundant_owner(body.owner_id, user)
+    _check_times(body)
+    limit = request.app[SETTINGS].max_pending_bookings
+    async with request.app[POOL].acquire() as conn:
+        try:
+            async with conn.transaction():
+                # Serialises this owner's creations: the pending cap below cannot be raced.
+                if not await db_bookings.lock_owner_for_booking(conn, user.user_id):
+                    raise Unauthorized("The account no longer exists")
+                pet = await db_pets.lock_owned_pet(conn, body.pet_id, user.user_id)
+                if pet is None:
+                    raise NotFound("You have no pet with this pet_id", details={"field": "pet_id"})
+                service = await db_services.lock_service(conn, body.service_id)
+                if service is None or service.sitter_status != "approved":
+                    raise NotFound(
+                        "No such service of an approved sitter", details={"field": "service_id"}
+                    )
+                if service.sitter_id != body.sitter_id:
+                    raise ValidationFailed(
+                        "The service is not offered by this sitter", details={"field": "sitter_id"}
+                    )
+                pending = await db_bookings.count_pending(conn, user.user_id)
+                if pending >= limit:
+                    raise Conflict(
+                        f"You already have {pending} pending bookings; at most "
+                        f"{limit} may wait for an answer at once",
+                        details={"pending": pending, "limit": limit},
+                    )
+                booking = await db_bookings.insert_booking(
+                    conn,
+                    owner_id=user.user_id,
+                    sitter_id=body.sitter_id,
+                    pet_id=body.pet_id,
+                    service_id=body.service_id,
+                    start_time=body.start_time,
+                    end_time=body.end_time,
+                )
+        except asyncpg.ExclusionViolationError:
+            clash = await db_bookings.find_clash(
+                conn, body.sitter_id, body.start_time, body.end_time
+            )
+            raise _overlap_conflict(clash) from None
+    await events.booking_changed(request.app, event_json(booking))
+    return json_response(
+        {
+            "booking_id": booking.booking_id,
+            "status": booking.status,
+            "total_price": booking.total_price,
+            "message": "Booking requested; the sitter has to confirm it",
+        },
+        status=201,
+    )
+
+
+def _overlap_conflict(clash: db_bookings.Clash | None) -> Conflict:
+    if clash is None:  # the clashing booking was cancelled meanwhile; a retry may succeed
+        return Conflict(
+            "The sitter already has a booking at that time", details={"field": "start_time"}
+        )
+    start, end = rfc3339(clash.start_time), rfc3339(clash.end_time)
+    return Conflict(
+        f"The sitter already has a booking from {start} to {end}",
+        details={"field": "start_time", "clash_start": start, "clash_end": end},
+    )
+
+
+@routes.get("/api/bookings/{id}", name="get_booking")
+@endpoint(
+    "A booking (participants and admins; 404 to anyone else)",
+    tag="bookings",
+    response=BookingOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, NotFound),
+)
+async def get_booking(request: web.Request, user: db_users.User) -> web.Response:
+    booking_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        booking = await visible_booking(conn, booking_id, user)
+    return json_response(booking_json(booking, user.user_id))
+
+
+async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs: str) -> None:
+    """Why a transition changed no row: 404 when the caller may not see the booking, 403 when
+    the caller is not the `actor` the transition needs, else 409 (wrong status or time)."""
+    booking = await visible_booking(conn, booking_id, user)
+    if actor == "sitter" and user.user_id != booking.sitter_id:
+        raise Forbidden("Only the booking's sitter may do this")
+    if actor == "participant" and not is_participant(booking, user):
+        raise Forbidden("Only the booking's owner or sitter may do this")
+    raise Conflict(
+        f"The booking is {booking.status}; this needs {needs}",
+        details={"status": booking.status},
+    )
+
+
+async def _transitioned(request: web.Request, booking: db_bookings.Booking, user) -> web.Response:
+    await events.booking_changed(request.app, event_json(booking))
+    return json_response(booking_json(booking, user.user_id))
+
+
+@routes.post("/api/bookings/{id}/confirm", name="confirm_booking")
+@endpoint(
+    "Confirm a pending booking (the booking's sitter)",
+    tag="bookings",
+    response=BookingOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def confirm_booking(request: web.Request, user: db_users.User) -> web.Response:
+    booking_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        booking = await db_bookings.confirm_booking(conn, booking_id, user.user_id)
+        if booking is None:
+            await _refusal(conn, booking_id, user, "sitter", "a pending booking")
+    return await _transitioned(request, booking, user)
+
+
+@routes.post("/api/bookings/{id}/cancel", name="cancel_booking")
+@endpoint(
+    "Cancel a pending or confirmed booking (either participant); a paid payment is refunded",
+    tag="bookings",
+    response=BookingOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def cancel_booking(request: web.Request, user: db_users.User) -> web.Response:
+    booking_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            booking = await db_bookings.cancel_booking(conn, booking_id, user.user_id)
+        if booking is None:
+            await _refusal(conn, booking_id, user, "participant", "a pending or confirmed booking")
+    return await _transitioned(request, booking, user)
+
+
+@routes.post("/api/bookings/{id}/complete", name="complete_booking")
+@endpoint(
+    "Complete a confirmed booking once its end_time has come (the booking's sitter)",
+    tag="bookings",
+    response=BookingOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def complete_booking(request: web.Request, user: db_users.User) -> web.Response:
+    booking_id = path_id(request)
+    async with request.app[POOL].acquire() as conn:
+        booking = await db_bookings.complete_booking(conn, booking_id, user.user_id)
+        if booking is None:
+            await _refusal(
+                conn, booking_id, user, "sitter", "a confirmed booking whose end_time has passed"
+            )
+    return await _transitioned(request, booking, user)
+
+
+async def _list(request: web.Request, user, query: BookingListQuery, role: str) -> web.Response:
+    user_id = path_id(request, f"{role}_id")
+    security.require_self_or_admin(user, user_id)
+    async with request.app[POOL].acquire() as conn:
+        if user_id != user.user_id and await db_users.get_user(conn, user_id) is None:
+            raise NotFound("No such user")
+        bookings, total = await db_bookings.list_bookings(
+            conn,
+            owner_id=user_id if role == "owner" else None,
+            sitter_id=user_id if role == "sitter" else None,
+            status=query.status,
+            limit=query.limit,
+            offset=query.offset,
+        )
+    return list_response([booking_json(b, user.user_id) for b in bookings], total)
+
+
+@routes.get("/api/owners/{owner_id}/bookings", name="owner_bookings")
+@endpoint(
+    "An owner's bookings, newest first (that owner or an admin)",
+    tag="bookings",
+    query=BookingListQuery,
+    response=list[BookingOut],
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+    headers={"X-Total-Count": "how many bookings match"},
+)
+async def owner_bookings(
+    request: web.Request, user: db_users.User, query: BookingListQuery
+) -> web.Response:
+    return await _list(request, user, query, "owner")
+
+
+@routes.get("/api/sitters/{sitter_id}/bookings", name="sitter_bookings")
+@endpoint(
+    "A sitter's bookings, newest first (that sitter or an admin)",
+    tag="bookings",
+    query=BookingListQuery,
+    response=list[BookingOut],
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+    headers={"X-Total-Count": "how many bookings match"},
+)
+async def sitter_bookings(
+    request: web.Request, user: db_users.User, query: BookingListQuery
+) -> web.Response:
+    return await _list(request, user, query, "sitter")
