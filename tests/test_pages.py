@@ -415,3 +415,32 @@ async def test_bookings_per_day_counts_each_utc_day(client):
     client.session.cookie_jar.clear()
     resp = await client.get("/api/admin/stats/bookings-per-day")
     assert resp.status == 401
+
+
+async def test_signed_in_visitors_skip_the_public_pages(client):
+    sitter = await make_sitter(client)
+    await sign_in(client, sitter.email)
+    for path in ("/", "/register", "/login?next=%0d%0aSet-Cookie:x"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/sitter", path
+
+
+async def test_a_deleted_account_is_signed_out(client):
+    owner = await make_owner(client)
+    await sign_in(client, owner.email)
+    async with client.app[POOL].acquire() as conn:
+        await conn.execute("UPDATE users SET deleted_at = now() WHERE user_id = $1", owner.user_id)
+    resp = await client.get("/owner", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+
+
+async def test_anonymous_landing_and_a_too_long_password(client):
+    page = await (await client.get("/")).text()
+    assert "Pet sitters you can trust" in page and 'href="/register?role=sitter"' in page
+    page = await (await client.get("/register?role=sitter")).text()
+    assert 'value="sitter" id="role-sitter" checked' in page
+    token = hidden_csrf(page)
+    body = owner_body(password="é" * 40) | {"role": "owner", "csrf_token": token}
+    resp = await client.post("/register", data=body)
+    assert resp.status == 400
+    assert field_error(await resp.text(), "password") == "Use at most 72 bytes"

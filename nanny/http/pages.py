@@ -285,12 +285,8 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
         if name in errors:
             continue
         if name == "password":
-            if err["type"] == "string_too_short":
-                errors[name] = "Use at least 8 characters"
-            elif err["type"] == "missing":
-                errors[name] = "Choose a password"
-            else:
-                errors[name] = "Use at most 72 bytes"
+            too_short = err["type"] == "string_too_short"
+            errors[name] = "Use at least 8 characters" if too_short else "Use at most 72 bytes"
         else:
             errors[name] = _FIELD_HINTS.get(name, err["msg"])
     return errors
