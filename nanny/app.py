@@ -11,18 +11,43 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from nanny import PROJECT_ROOT
+from nanny import PROJECT_ROOT, metrics, ratelimit
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
 from nanny.expiry import expiry_ctx
-from nanny.http import admin_charts, auth, bookings, health, pages, payments, pets, services
-from nanny.http.middlewares import error_middleware
-from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, POOL, SETTINGS
+from nanny.http import (
+    admin,
+    admin_charts,
+    auth,
+    bookings,
+    headers,
+    health,
+    openapi,
+    pages,
+    payments,
+    pets,
+    reviews,
+    services,
+)
+from nanny.http.middlewares import access_middleware, error_middleware
+from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SETTINGS
+from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 
 log = logging.getLogger("nanny")
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+async def lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    # First in, last out: "stopped" is logged only after every other resource was released.
+    log.info("starting", extra={"env": app[SETTINGS].env})
+    yield
+    log.info("stopped: requests finished, background tasks and pools closed")
+
+
+async def log_shutdown(app: web.Application) -> None:
+    log.info("shutting down: no new connections; finishing in-flight requests")
 
 
 async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -36,8 +61,13 @@ async def cpu_executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    pool = await retry_async(
+        describe(settings.database_url, "PostgreSQL"),
+        lambda: create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        ),
+        ASYNCPG_TRANSIENT,
+        settings.startup_timeout_seconds,
     )
     app[POOL] = pool
 
@@ -64,12 +94,21 @@ def setup_pages(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI finds one)")
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    # Outermost first: access log and metrics see the final status of everything inside.
+    app = web.Application(
+        middlewares=[access_middleware, error_middleware, headers.cors_preflight_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app[SETTINGS] = settings
+    app[METRICS] = metrics.create_metrics()
+    app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
+    app.on_shutdown.append(log_shutdown)
+    app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     app.cleanup_ctx.append(expiry_ctx)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
@@ -77,7 +116,12 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(services.routes)
     app.add_routes(bookings.routes)
     app.add_routes(payments.routes)
+    app.add_routes(metrics.routes)
+    app.add_routes(reviews.routes)
+    app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)
     app.add_routes(pages.routes)
     setup_pages(app)
+    app.add_routes(openapi.routes)
+    app.on_startup.append(openapi.build_on_startup)
     return app

@@ -1,4 +1,4 @@
-"""Command line: `nanny serve|migrate|create-admin`. Parses arguments and calls the app."""
+"""Command line: `nanny serve|migrate|create-admin|seed-demo`; parses arguments, calls the app."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from nanny.config import ConfigError, Settings, load_settings
 from nanny.http.endpoint import validation_error
 from nanny.http.schemas import Body, Email, FullName, Password
+from nanny.startup import StartupError
 
 log = logging.getLogger("nanny")
 
@@ -32,16 +33,23 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
     admin.add_argument("--full-name", required=True)
+
+    seed = sub.add_parser(
+        "seed-demo", help="load demo owners, sitters, bookings and chats (idempotent)"
+    )
+    seed.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="also load N x (100 sitters, 1000 owners, 10000 bookings and reviews) for benchmarks",
+    )
     return parser
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from nanny import logs
+
+    logs.configure(settings.log_level)
 
 
 def resolve_database(settings: Settings) -> Settings:
@@ -54,9 +62,23 @@ def resolve_database(settings: Settings) -> Settings:
 
 
 def _migrate(settings: Settings) -> None:
-    from nanny.db.migrate import apply_migrations
+    import psycopg2
 
-    applied = apply_migrations(settings.database_url)
+    from nanny.db.migrate import MIGRATIONS_DIR, apply_migrations
+    from nanny.startup import describe, retry_sync
+
+    if not (MIGRATIONS_DIR / "0001.schema.sql").is_file():
+        # Serving on an empty schema would fail on every request; say where we looked.
+        raise ConfigError(
+            f"no migrations in {MIGRATIONS_DIR}; set NANNY_ROOT to the folder holding migrations/"
+        )
+    # OperationalError covers refused connections and "the database system is starting up".
+    applied = retry_sync(
+        describe(settings.database_url, "PostgreSQL"),
+        lambda: apply_migrations(settings.database_url),
+        (psycopg2.OperationalError,),
+        settings.startup_timeout_seconds,
+    )
     log.info("migrations: %d applied", applied)
 
 
@@ -76,7 +98,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         access_log=None,
-        shutdown_timeout=10,
+        # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
+        # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
+        shutdown_timeout=settings.shutdown_timeout_seconds,
         print=lambda msg: log.info("%s", msg.strip()),
     )
     return 0
@@ -131,7 +155,24 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from nanny.seed import run
+
+    if not 0 <= args.scale <= 1000:
+        raise ConfigError("--scale must be between 0 and 1000")
+    settings = resolve_database(settings)
+    _migrate(settings)
+    return asyncio.run(
+        run(settings.database_url, scale=args.scale, bcrypt_rounds=settings.bcrypt_rounds)
+    )
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "create-admin": cmd_create_admin,
+    "seed-demo": cmd_seed_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,3 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nanny: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"nanny: {exc}", file=sys.stderr)
+        return 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +17,32 @@ class ConfigError(Exception):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PRODUCTION_SECRET = 32
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` events per `seconds`-long window."""
+
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}s"
+
+
+# Defaults a person never reaches and a script soon does. Per-IP limits are looser than per-account
+# ones because mobile carriers put many customers behind one address (carrier-grade NAT).
+DEFAULT_RATE_LIMITS = {
+    "RATE_LOGIN_PER_IP": RateLimit(60, 60),
+    "RATE_LOGIN_PER_EMAIL": RateLimit(20, 60),
+    "RATE_REGISTER_PER_IP": RateLimit(60, 3600),
+    "RATE_REGISTER_PER_EMAIL": RateLimit(5, 3600),
+    "RATE_BOOKINGS_PER_OWNER": RateLimit(60, 3600),
+    "RATE_WS_CONNECT_PER_USER": RateLimit(60, 60),
+}
+DEFAULT_METRICS_ALLOW = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,17 @@ class Settings:
     db_pool_max: int = 10
     # How many bookings one owner may have waiting for an answer at once (API.md: 10).
     max_pending_bookings: int = 10
+    rate_limit_enabled: bool = True
+    rate_login_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_IP"]
+    rate_login_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_EMAIL"]
+    rate_register_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_REGISTER_PER_IP"]
+    rate_register_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_REGISTER_PER_EMAIL"]
+    rate_bookings_per_owner: RateLimit = DEFAULT_RATE_LIMITS["RATE_BOOKINGS_PER_OWNER"]
+    rate_ws_connect_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_WS_CONNECT_PER_USER"]
+    metrics_allow: tuple[IPNetwork, ...] = DEFAULT_METRICS_ALLOW
+    metrics_token: str = field(default="", repr=False)
+    startup_timeout_seconds: float = 60.0
+    shutdown_timeout_seconds: float = 10.0
 
     @property
     def production(self) -> bool:
@@ -61,6 +100,75 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
         expected = " or ".join(f"{s}://…" for s in schemes)
         raise ConfigError(f"{name} must be a URL starting with {expected}, got {raw!r}")
     return raw
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+_UNIT_SECONDS = {
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {env[name]!r}")
+    return raw in _TRUE
+
+
+def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return DEFAULT_RATE_LIMITS[name]
+    match = _RATE.match(raw.lower())
+    if match is None or match.group(3) not in _UNIT_SECONDS:
+        raise ConfigError(
+            f"{name} must look like '10/minute' or '100/15m' (count/period), got {raw!r}"
+        )
+    count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
+    seconds = multiple * _UNIT_SECONDS[unit]
+    if count < 1 or not 1 <= seconds <= 86400:
+        raise ConfigError(
+            f"{name} needs a count of at least 1 and a period from 1 s to 1 day, got {raw!r}"
+        )
+    return RateLimit(count, seconds)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return DEFAULT_METRICS_ALLOW
+    if raw.strip().lower() == "none":  # token only
+        return ()
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a comma-separated list of IP networks, got {part.strip()!r}"
+            ) from None
+    return tuple(networks)
+
+
+MIN_METRICS_TOKEN = 16
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = env.get("METRICS_TOKEN", "").strip()
+    if token and len(token) < MIN_METRICS_TOKEN:
+        raise ConfigError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters when set")
+    return token
 
 
 def _jwt_secret(env: Mapping[str, str], production: bool, data_dir: Path) -> str:
@@ -123,4 +231,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
         max_pending_bookings=_positive_number(env, "MAX_PENDING_BOOKINGS", 10, integer=True),
+        rate_limit_enabled=_flag(env, "RATE_LIMIT_ENABLED", True),
+        rate_login_per_ip=_rate_limit(env, "RATE_LOGIN_PER_IP"),
+        rate_login_per_email=_rate_limit(env, "RATE_LOGIN_PER_EMAIL"),
+        rate_register_per_ip=_rate_limit(env, "RATE_REGISTER_PER_IP"),
+        rate_register_per_email=_rate_limit(env, "RATE_REGISTER_PER_EMAIL"),
+        rate_bookings_per_owner=_rate_limit(env, "RATE_BOOKINGS_PER_OWNER"),
+        rate_ws_connect_per_user=_rate_limit(env, "RATE_WS_CONNECT_PER_USER"),
+        metrics_allow=_networks(env, "METRICS_ALLOW"),
+        metrics_token=_metrics_token(env),
+        startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
+        shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
     )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
 from nanny.config import Settings
+
+if TYPE_CHECKING:  # these modules read their keys from here
+    from nanny.metrics import Metrics
+    from nanny.ratelimit import RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -15,3 +20,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 CPU_EXECUTOR = web.AppKey("cpu_executor", ThreadPoolExecutor)
 # name -> coroutine function raising when that part is down; GET /api/health runs them all.
 HEALTH_CHECKS = web.AppKey("health_checks", dict)
+
+# The app's own Prometheus registry and metric objects (nanny.metrics.Metrics).
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+# The rate limiter every process shares: Redis when configured, else in-process (nanny.ratelimit).
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")

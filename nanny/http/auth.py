@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import Field, StringConstraints
 
+from nanny import ratelimit
 from nanny.db import users as db_users
-from nanny.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
 from nanny.http.responses import json_response, rfc3339
@@ -125,6 +126,7 @@ async def register_account(
     """Create the account (and a pending sitter profile). The API and the register page share
     it, so both paths keep the same rules and limits."""
     _check_role_field(body.role, role)
+    await ratelimit.check_register_rate(request, body.email)
     password_hash = await security.hash_password(request.app, body.password)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         user_id = await db_users.create_user(
@@ -158,6 +160,7 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
 async def check_credentials(request: web.Request, email: str, password: str) -> db_users.User:
     """The live user with this e-mail and password; the same 401 for either being wrong.
     The API and the login page share it, so both paths keep the same rules and limits."""
+    await ratelimit.check_login_rate(request, email)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         creds = await db_users.get_credentials(conn, email)
@@ -179,7 +182,7 @@ async def check_credentials(request: web.Request, email: str, password: str) -> 
     body=RegisterOwner,
     response=Registered,
     status=201,
-    errors=(ValidationFailed, Forbidden, Conflict),
+    errors=(ValidationFailed, Forbidden, Conflict, RateLimited),
 )
 async def register_owner(request: web.Request, body: RegisterOwner) -> web.Response:
     return await _register(request, body, "owner")
@@ -192,7 +195,7 @@ async def register_owner(request: web.Request, body: RegisterOwner) -> web.Respo
     body=RegisterSitter,
     response=Registered,
     status=201,
-    errors=(ValidationFailed, Forbidden, Conflict),
+    errors=(ValidationFailed, Forbidden, Conflict, RateLimited),
 )
 async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Response:
     return await _register(request, body, "sitter")
@@ -204,7 +207,7 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
     tag="auth",
     body=Login,
     response=LoginOut,
-    errors=(ValidationFailed, Unauthorized),
+    errors=(ValidationFailed, Unauthorized, RateLimited),
 )
 async def login(request: web.Request, body: Login) -> web.Response:
     user = await check_credentials(request, body.email, body.password)

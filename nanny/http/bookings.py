@@ -14,12 +14,19 @@ import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from nanny import events
+from nanny import events, ratelimit
 from nanny.db import bookings as db_bookings
 from nanny.db import pets as db_pets
 from nanny.db import services as db_services
 from nanny.db import users as db_users
-from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from nanny.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
@@ -152,13 +159,14 @@ def _check_times(body: BookingCreate) -> None:
     response=BookingCreated,
     status=201,
     roles=("owner",),
-    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, Conflict, RateLimited),
 )
 async def create_booking(
     request: web.Request, user: db_users.User, body: BookingCreate
 ) -> web.Response:
     check_redundant_owner(body.owner_id, user)
     _check_times(body)
+    await ratelimit.check_booking_rate(request, user.user_id)
     limit = request.app[SETTINGS].max_pending_bookings
     async with request.app[POOL].acquire() as conn:
         try:

@@ -106,6 +106,33 @@ def validation_error(exc: ValidationError, where: str = "body") -> ValidationFai
     return ValidationFailed(message, details={"field": name, "reason": kind})
 
 
+def _nul_field(value: Any, path: str) -> str | None:
+    """The dotted path of the first string holding a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_field(key, path or "body") or _nul_field(
+            item, f"{path}.{key}" if path else str(key)
+        )
+        if found:
+            return found
+    return None
+
+
+def _refuse_nul(field: str) -> ValidationFailed:
+    # PostgreSQL text cannot hold NUL; refusing it here beats a 500 from the database.
+    return ValidationFailed(
+        f"Invalid '{field}': must not contain NUL characters",
+        details={"field": field, "reason": "nul_character"},
+    )
+
+
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
     if not raw.strip():
@@ -113,15 +140,24 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     try:
         if len(raw) > _OFFLOAD_BYTES:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
+            parsed = await loop.run_in_executor(
                 request.app[CPU_EXECUTOR], model.model_validate_json, raw
             )
-        return model.model_validate_json(raw)
+        else:
+            parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
+    if b"\\u0000" in raw or b"\x00" in raw:
+        field = _nul_field(parsed.model_dump(), "")
+        if field:
+            raise _refuse_nul(field)
+    return parsed
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            raise _refuse_nul(name.replace("\x00", ""))
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:

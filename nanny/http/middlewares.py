@@ -1,19 +1,29 @@
-"""The error middleware: every failure becomes API.md's JSON error, tagged with a request id."""
+"""The error middleware: every failure becomes API.md's JSON error, tagged with a request id.
+The access middleware around it logs one JSON line per request and feeds the request metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import time
 import uuid
 
 import asyncpg
 from aiohttp import web
 
+from nanny import metrics
 from nanny.errors import NannyError, RateLimited
 from nanny.http.responses import error_response
+from nanny.http.security import USER_KEY
 
 log = logging.getLogger("nanny.http")
+access_log = logging.getLogger("nanny.access")
+
+# Polled by health checkers and scrapers every few seconds: logged at DEBUG, not INFO.
+_QUIET_ROUTES = frozenset({"/api/health", "/metrics"})
+# nginx's code for "the client closed the connection before the answer".
+CLIENT_CLOSED = 499
 
 REQUEST_ID_KEY = "nanny_request_id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -40,6 +50,9 @@ _UNAVAILABLE = (
 )
 
 
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
 def request_id(request: web.Request) -> str:
     return request.get(REQUEST_ID_KEY, "-")
 
@@ -64,6 +77,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             response.headers["Allow"] = exc.headers["Allow"]
     except asyncio.CancelledError:
         raise
+    except _UNSTORABLE_TEXT:
+        # Text the database cannot hold (NUL) that slipped past the declarations: bad input.
+        response = error_response(
+            400, "validation_error", "The request contains text the database cannot store"
+        )
     except _UNAVAILABLE as exc:
         log.warning("database unavailable (request %s): %r", rid, exc)
         response = error_response(
@@ -73,10 +91,60 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             {"request_id": rid},
         )
     except Exception:
-        log.exception("unhandled error (request %s) %s %s", rid, request.method, request.path)
+        log.exception(
+            "unhandled error (request %s) %s %s",
+            rid,
+            request.method,
+            request.path,
+            extra={"request_id": rid},
+        )
         response = error_response(
             500, "internal_error", "Something went wrong on our side", {"request_id": rid}
         )
     if not response.prepared:
         response.headers["X-Request-ID"] = rid
     return response
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's canonical path (/api/bookings/{id}), never the raw one."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else metrics.UNMATCHED_ROUTE
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects; errors were rendered inside
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        _observe(request, status, time.perf_counter() - started)
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    route = route_template(request)
+    metrics.observe_request(request.app, request.method, route, status, seconds)
+    user = request.get(USER_KEY)
+    fields = {
+        "method": request.method,
+        "route": route,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "request_id": request_id(request),
+        "user_id": user.user_id if user is not None else None,
+        "remote": request.remote,
+    }
+    level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
+    access_log.log(
+        level, "%s %s %s %.1f ms", request.method, route, status, seconds * 1000, extra=fields
+    )

@@ -1,0 +1,668 @@
+"""`nanny seed-demo`: a small believable dataset to try Nanny with, and a bulk mode for benchmarks.
+
+Both are idempotent. The demo set is keyed on its fixed e-mails (all @demo.nanny.kz): once its
+admin exists, nothing is written again. The bulk set comes in blocks of 100 sitters, 1,000
+owners and 10,000 bookings with reviews; `--scale N` loads the blocks that are missing up to N,
+so `--scale 1` then `--scale 10` adds nine blocks and a repeated run adds nothing.
+
+Bulk rows go in with COPY (ids reserved from the tables' sequences first, so the rows can refer
+to each other), one password hash is shared by every bulk account, and the sitters' rating
+aggregates are computed from the very reviews being loaded.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from nanny.db import reviews as db_reviews
+
+DEMO_PASSWORD = "nanny-demo-2026"
+DEMO_DOMAIN = "demo.nanny.kz"
+BULK_DOMAIN = "bulk.nanny.kz"
+ADMIN_EMAIL = f"admin@{DEMO_DOMAIN}"
+# One seed at a time per database: both modes read "what is there" before writing.
+_SEED_LOCK = 0x6E616E6E79  # "nanny"
+
+SITTERS_PER_BLOCK = 100
+OWNERS_PER_BLOCK = 1000
+BOOKINGS_PER_BLOCK = 10_000
+COPY_CHUNK = 20_000
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(line: str) -> None:
+    sys.stderr.write("\r" + line.ljust(60))
+    if line.endswith("done"):
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class Login:
+    role: str
+    email: str
+    full_name: str
+    note: str = ""
+
+
+# --- the demo set ---------------------------------------------------------------------------
+
+# fmt: off
+# (key, full name, location, years, certificates, preferences, status)
+DEMO_SITTERS = [
+    ("aigerim", "Aigerim Nurlanovna Seitkali", "Almaty, Bostandyk", 6,
+     "Veterinary assistant diploma", "dogs, large breeds", "approved"),
+    ("dmitry", "Dmitry Kovalev", "Almaty, Medeu", 4,
+     "Canine first aid (2024)", "dogs and cats", "approved"),
+    ("aliya", "Aliya Zhaksylykova", "Almaty, Auezov", 2, "", "cats, rodents", "approved"),
+    ("yerlan", "Yerlan Abenov", "Astana, Yesil", 8,
+     "Dog trainer certificate", "active dogs, long walks", "approved"),
+    ("olga", "Olga Smirnova", "Astana, Almaty district", 3,
+     "Feline care course", "cats, senior pets", "approved"),
+    ("saule", "Saule Tulegenova", "Astana, Saryarka", 1, "", "small dogs", "pending"),
+    ("sergey", "Sergey Ivanov", "Almaty, Alatau", 0, "", "any", "rejected"),
+]
+# (sitter key, type, price per hour, description)
+DEMO_SERVICES = [
+    ("aigerim", "walking", "2500.00", "Hour-long walks along the Esentai river, photos included"),
+    ("aigerim", "boarding", "3500.00", "Your dog stays in my house with a fenced yard"),
+    ("dmitry", "walking", "2000.00", "Morning and evening walks in Medeu"),
+    ("dmitry", "home-care", "3000.00", "Feeding, litter and play at your home"),
+    ("aliya", "home-care", "1800.00", "Cat sitting at your place, daily photo report"),
+    ("yerlan", "walking", "2200.00", "Long walks and basic obedience practice"),
+    ("yerlan", "boarding", "4000.00", "Boarding in a quiet flat near the Baiterek"),
+    ("olga", "home-care", "2500.00", "Visits twice a day, medication given on schedule"),
+    ("olga", "boarding", "3200.00", "Cats only, a separate room for each guest"),
+]
+# (key, full name)
+DEMO_OWNERS = [
+    ("madina", "Madina Omarova"),
+    ("timur", "Timur Akhmetov"),
+    ("ekaterina", "Ekaterina Volkova"),
+    ("nurlan", "Nurlan Kassymov"),
+    ("anastasia", "Anastasia Pak"),
+]
+# (owner key, name, type, age, notes)
+DEMO_PETS = [
+    ("madina", "Barsik", "cat", 4, "Shy with strangers, loves tuna"),
+    ("madina", "Rex", "dog", 6, "German shepherd, pulls on the lead"),
+    ("timur", "Tuzik", "dog", 2, "Jack Russell, endless energy"),
+    ("ekaterina", "Murka", "cat", 11, "Kidney diet, pill at 9:00"),
+    ("nurlan", "Aktos", "dog", 3, "Central Asian shepherd, calm"),
+    ("anastasia", "Pushok", "rodent", 1, "Hamster, night owl"),
+    ("anastasia", "Snezhka", "cat", 5, ""),
+]
+# (owner, pet, sitter, service index within DEMO_SERVICES, days from now, hours, status,
+#  review (rating, comment) or None, payment status or None, chat lines [(who, text)])
+DEMO_BOOKINGS = [
+    ("madina", "Rex", "aigerim", 0, -20, 2, "completed", (5, "Rex came back tired and happy!"),
+     "paid", [("owner", "Salem! Rex is ready at 10."), ("sitter", "Great, I'll be there.")]),
+    ("timur", "Tuzik", "aigerim", 0, -12, 1, "completed", (4, "Punctual, sent lots of photos"),
+     "paid", []),
+    ("ekaterina", "Murka", "aliya", 4, -9, 3, "completed",
+     (5, "Murka got her pill on time, thank you"), "paid", []),
+    ("nurlan", "Aktos", "yerlan", 5, -5, 2, "completed", (3, "Fine walk, a bit late"), "paid",
+     []),
+    ("anastasia", "Snezhka", "olga", 8, -30, 48, "completed", (5, "Спасибо, всё отлично!"),
+     "paid", []),
+    ("madina", "Barsik", "dmitry", 3, 3, 2, "confirmed", None, "paid",
+     [("owner", "The key is with the concierge."), ("sitter", "Понял, спасибо!"),
+      ("owner", "Barsik hides under the bed, don't worry.")]),
+    ("timur", "Tuzik", "yerlan", 5, 5, 1, "confirmed", None, None, []),
+    ("nurlan", "Aktos", "yerlan", 6, 8, 24, "pending", None, None,
+     [("owner", "Can Aktos stay with your dog?")]),
+    ("ekaterina", "Murka", "olga", 7, 6, 2, "pending", None, None, []),
+    ("anastasia", "Pushok", "aliya", 4, 2, 1, "cancelled", None, "refunded", []),
+    ("madina", "Rex", "dmitry", 2, -3, 1, "cancelled", None, None, []),
+]
+# fmt: on
+
+
+def _demo_email(key: str) -> str:
+    return f"{key}@{DEMO_DOMAIN}"
+
+
+def _demo_phone(n: int) -> str:
+    return f"+7701555{n:04d}"
+
+
+async def seed_demo(conn: asyncpg.Connection, password_hash: str) -> tuple[bool, list[Login]]:
+    """Load the demo set once; (whether anything was written, the demo logins)."""
+    logins = [Login("admin", ADMIN_EMAIL, "Nanny Admin")]
+    logins += [
+        Login("sitter", _demo_email(k), name, f"{loc}, {status}")
+        for k, name, loc, *_, status in DEMO_SITTERS
+    ]
+    logins += [Login("owner", _demo_email(k), name) for k, name in DEMO_OWNERS]
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
+        exists = await conn.fetchval(
+            "SELECT 1 FROM users WHERE lower(email) = lower($1)", ADMIN_EMAIL
+        )
+        if exists:
+            return False, logins
+        await _write_demo(conn, password_hash)
+    return True, logins
+
+
+async def _insert_user(conn, email: str, name: str, role: str, phone: str | None, pw: str) -> int:
+    return await conn.fetchval(
+        """
+        INSERT INTO users (email, phone, full_name, password_hash, role)
+        VALUES ($1, $2, $3, $4, $5) RETURNING user_id
+        """,
+        email,
+        phone,
+        name,
+        pw,
+        role,
+    )
+
+
+async def _write_demo(conn: asyncpg.Connection, pw: str) -> None:
+    phone = iter(range(1, 10_000))
+    await _insert_user(conn, ADMIN_EMAIL, "Nanny Admin", "admin", None, pw)
+    sitters: dict[str, int] = {}
+    for key, name, location, years, certificates, preferences, status in DEMO_SITTERS:
+        uid = await _insert_user(
+            conn, _demo_email(key), name, "sitter", _demo_phone(next(phone)), pw
+        )
+        await conn.execute(
+            """
+            INSERT INTO sitters (user_id, experience_years, certificates, preferences, location,
+                                 status)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            """,
+            uid,
+            years,
+            certificates,
+            preferences,
+            location,
+            status,
+        )
+        sitters[key] = uid
+    services = []
+    for key, type_, price, description in DEMO_SERVICES:
+        services.append(
+            await conn.fetchval(
+                """
+                INSERT INTO services (sitter_id, type, price_per_hour, description)
+                VALUES ($1, $2, $3, $4) RETURNING service_id
+                """,
+                sitters[key],
+                type_,
+                Decimal(price),
+                description,
+            )
+        )
+    owners: dict[str, int] = {}
+    for key, name in DEMO_OWNERS:
+        owners[key] = await _insert_user(
+            conn, _demo_email(key), name, "owner", _demo_phone(next(phone)), pw
+        )
+    pets: dict[tuple[str, str], int] = {}
+    for owner, name, type_, age, notes in DEMO_PETS:
+        pets[(owner, name)] = await conn.fetchval(
+            """
+            INSERT INTO pets (owner_id, name, type, age, notes) VALUES ($1, $2, $3, $4, $5)
+            RETURNING pet_id
+            """,
+            owners[owner],
+            name,
+            type_,
+            age,
+            notes,
+        )
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    for owner, pet, sitter, service, days, hours, status, review, paid, chat in DEMO_BOOKINGS:
+        start = today + timedelta(days=days)
+        price = Decimal(DEMO_SERVICES[service][2])
+        booking_id = await conn.fetchval(
+            """
+            INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
+                                  status, total_price, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                    least(now(), $5::timestamptz - interval '3 days'))
+            RETURNING booking_id
+            """,
+            owners[owner],
+            sitters[sitter],
+            pets[(owner, pet)],
+            services[service],
+            start,
+            start + timedelta(hours=hours),
+            status,
+            price * hours,
+        )
+        chat_id = await conn.fetchval(
+            "INSERT INTO chats (booking_id, last_seq) VALUES ($1, $2) RETURNING chat_id",
+            booking_id,
+            len(chat),
+        )
+        for seq, (who, text) in enumerate(chat, start=1):
+            sender = owners[owner] if who == "owner" else sitters[sitter]
+            await conn.execute(
+                "INSERT INTO messages (chat_id, seq, sender_id, content) VALUES ($1, $2, $3, $4)",
+                chat_id,
+                seq,
+                sender,
+                text,
+            )
+        if paid:
+            await conn.execute(
+                """
+                INSERT INTO payments (booking_id, amount, method, status)
+                VALUES ($1, $2, $3, $4)
+                """,
+                booking_id,
+                price * hours,
+                "card" if len(chat) % 2 == 0 else "cash",
+                paid,
+            )
+        if review:
+            # The same function as POST /api/reviews, so the sitter aggregates follow.
+            await db_reviews.create_review(
+                conn,
+                booking_id=booking_id,
+                owner_id=owners[owner],
+                rating=review[0],
+                comment=review[1],
+            )
+
+
+# --- the bulk set ---------------------------------------------------------------------------
+
+FIRST_NAMES = [
+    "Aigerim",
+    "Aruzhan",
+    "Dana",
+    "Zhanna",
+    "Madina",
+    "Saule",
+    "Gulnara",
+    "Aliya",
+    "Dinara",
+    "Olga",
+    "Anna",
+    "Yelena",
+    "Natalia",
+    "Irina",
+    "Daniyar",
+    "Yerlan",
+    "Nurlan",
+    "Timur",
+    "Arman",
+    "Askar",
+    "Bauyrzhan",
+    "Dmitry",
+    "Sergey",
+    "Alexey",
+    "Igor",
+    "Maxim",
+    "Ruslan",
+]
+LAST_NAMES = [
+    "Nurlanuly",
+    "Seitkali",
+    "Abenov",
+    "Akhmetov",
+    "Kassymov",
+    "Omarova",
+    "Zhaksylykova",
+    "Tulegenova",
+    "Bekova",
+    "Sadykova",
+    "Ivanov",
+    "Smirnova",
+    "Kovalev",
+    "Pak",
+    "Kim",
+    "Volkova",
+    "Petrov",
+    "Sokolova",
+    "Iskakov",
+    "Mukhametov",
+]
+CITIES = [
+    "Almaty",
+    "Almaty",
+    "Almaty",
+    "Almaty",
+    "Astana",
+    "Astana",
+    "Astana",
+    "Shymkent",
+    "Karaganda",
+    "Aktobe",
+]
+PET_NAMES = ["Barsik", "Murka", "Rex", "Tuzik", "Sharik", "Pushok", "Aktos", "Bars", "Luna"]
+SERVICE_TYPES = ("walking", "boarding", "home-care")
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    blocks_before: int
+    blocks_loaded: int
+    rows: dict[str, int]
+
+
+async def _reserve_ids(conn: asyncpg.Connection, table: str, column: str, n: int) -> list[int]:
+    if n == 0:
+        return []
+    rows = await conn.fetch(
+        "SELECT nextval(pg_get_serial_sequence($1, $2)) AS id FROM generate_series(1, $3)",
+        table,
+        column,
+        n,
+    )
+    return [r["id"] for r in rows]
+
+
+async def _copy(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[str],
+    records: list[tuple[Any, ...]],
+    progress: Progress,
+) -> int:
+    # COPY takes explicit values even for GENERATED ALWAYS identity columns.
+    for start in range(0, len(records), COPY_CHUNK):
+        chunk = records[start : start + COPY_CHUNK]
+        await conn.copy_records_to_table(table, records=chunk, columns=list(columns))
+        progress(f"  {table}: {start + len(chunk):,}/{len(records):,}")
+    progress(f"  {table}: {len(records):,} done")
+    return len(records)
+
+
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+
+
+def bulk_email(kind: str, block: int, i: int) -> str:
+    return f"{kind}{block}-{i}@{BULK_DOMAIN}"
+
+
+async def seed_bulk(
+    conn: asyncpg.Connection, scale: int, password_hash: str, progress: Progress
+) -> BulkResult:
+    """Load the missing blocks up to `scale` in one transaction."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
+        have = await conn.fetchval(
+            "SELECT count(*) FROM users WHERE role = 'sitter' AND email LIKE $1",
+            f"sitter%@{BULK_DOMAIN}",
+        )
+        before = have // SITTERS_PER_BLOCK
+        blocks = list(range(before + 1, scale + 1))
+        if not blocks:
+            return BulkResult(before, 0, {})
+        rows = await _write_bulk(conn, blocks, password_hash, progress)
+    return BulkResult(before, len(blocks), rows)
+
+
+async def _write_bulk(
+    conn: asyncpg.Connection, blocks: list[int], pw: str, progress: Progress
+) -> dict[str, int]:
+    nb = len(blocks)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    user_ids = await _reserve_ids(
+        conn, "users", "user_id", nb * (SITTERS_PER_BLOCK + OWNERS_PER_BLOCK)
+    )
+    ids = iter(user_ids)
+    users, sitters, services, pets = [], [], [], []
+    service_ids = iter(await _reserve_ids(conn, "services", "service_id", nb * 300))
+    # Every owner has a pet, every fifth a second one.
+    pet_ids = iter(await _reserve_ids(conn, "pets", "pet_id", nb * 1200))
+    per_sitter = BOOKINGS_PER_BLOCK // SITTERS_PER_BLOCK
+    # Per sitter: the completed history plus one pending, one confirmed, one cancelled ahead.
+    booking_ids = iter(
+        await _reserve_ids(
+            conn, "bookings", "booking_id", nb * SITTERS_PER_BLOCK * (per_sitter + 3)
+        )
+    )
+    bookings, chats, reviews, payments = [], [], [], []
+    for block in blocks:
+        rng = random.Random(block)
+        block_sitters = []
+        for i in range(1, SITTERS_PER_BLOCK + 1):
+            uid = next(ids)
+            users.append(
+                (
+                    uid,
+                    bulk_email("sitter", block, i),
+                    f"+7702{block:03d}{i:04d}",
+                    _name(rng),
+                    pw,
+                    "sitter",
+                    now - timedelta(days=400),
+                )
+            )
+            city = rng.choice(CITIES)
+            svc = []
+            for type_ in SERVICE_TYPES:
+                sid = next(service_ids)
+                price = Decimal(rng.randrange(1500, 6001, 100))
+                services.append((sid, uid, type_, price, f"{type_.title()} in {city}"))
+                svc.append((sid, price))
+            block_sitters.append((uid, city, rng.randrange(0, 15), svc))
+        block_owners = []
+        for i in range(1, OWNERS_PER_BLOCK + 1):
+            uid = next(ids)
+            users.append(
+                (
+                    uid,
+                    bulk_email("owner", block, i),
+                    f"+7705{block:03d}{i:04d}",
+                    _name(rng),
+                    pw,
+                    "owner",
+                    now - timedelta(days=300),
+                )
+            )
+            owned = []
+            for _ in range(2 if i % 5 == 0 else 1):
+                pid = next(pet_ids)
+                type_ = rng.choice(("cat", "dog", "dog", "rodent"))
+                pets.append((pid, uid, rng.choice(PET_NAMES), type_, rng.randrange(0, 15)))
+                owned.append(pid)
+            block_owners.append((uid, owned))
+
+        # Each sitter's history is a run of consecutive days, one booking a day, so no two of
+        # its bookings overlap; the ones ahead sit on days of their own.
+        history_start = now - timedelta(days=per_sitter + 10)
+        n = 0
+        for s_index, (sitter_id, city, years, svc) in enumerate(block_sitters):
+            count = total = 0
+            for day in range(per_sitter + 3):
+                owner_id, owned = block_owners[n % OWNERS_PER_BLOCK]
+                n += 1
+                service_id, price = svc[day % 3]
+                hours = 1 + (day + s_index) % 4
+                if day < per_sitter:
+                    status = "completed"
+                    start = history_start + timedelta(days=day, hours=9)
+                else:
+                    status = ("pending", "confirmed", "cancelled")[day - per_sitter]
+                    start = now + timedelta(days=3 + 2 * (day - per_sitter), hours=9)
+                end = start + timedelta(hours=hours)
+                bid = next(booking_ids)
+                amount = price * hours
+                bookings.append(
+                    (
+                        bid,
+                        owner_id,
+                        sitter_id,
+                        owned[0],
+                        service_id,
+                        start,
+                        end,
+                        status,
+                        amount,
+                        start - timedelta(days=2),
+                        end if status == "completed" else now,
+                    )
+                )
+                chats.append((bid,))
+                if status == "completed":
+                    rating = rng.choices((5, 4, 3, 2, 1), weights=(50, 30, 10, 5, 5))[0]
+                    count += 1
+                    total += rating
+                    reviews.append(
+                        (bid, owner_id, sitter_id, rating, "", end + timedelta(hours=20))
+                    )
+                    payments.append((bid, amount, "card", "paid", end))
+                elif status == "confirmed":
+                    payments.append((bid, amount, "cash", "paid", now))
+            sitters.append(
+                (
+                    sitter_id,
+                    years,
+                    "",
+                    "",
+                    city,
+                    "approved",
+                    count,
+                    total,
+                    now - timedelta(days=400),
+                )
+            )
+
+    rows = {}
+    rows["users"] = await _copy(
+        conn,
+        "users",
+        ("user_id", "email", "phone", "full_name", "password_hash", "role", "created_at"),
+        users,
+        progress,
+    )
+    rows["sitters"] = await _copy(
+        conn,
+        "sitters",
+        (
+            "user_id",
+            "experience_years",
+            "certificates",
+            "preferences",
+            "location",
+            "status",
+            "rating_count",
+            "rating_sum",
+            "created_at",
+        ),
+        sitters,
+        progress,
+    )
+    rows["services"] = await _copy(
+        conn,
+        "services",
+        ("service_id", "sitter_id", "type", "price_per_hour", "description"),
+        services,
+        progress,
+    )
+    rows["pets"] = await _copy(
+        conn, "pets", ("pet_id", "owner_id", "name", "type", "age"), pets, progress
+    )
+    rows["bookings"] = await _copy(
+        conn,
+        "bookings",
+        (
+            "booking_id",
+            "owner_id",
+            "sitter_id",
+            "pet_id",
+            "service_id",
+            "start_time",
+            "end_time",
+            "status",
+            "total_price",
+            "created_at",
+            "updated_at",
+        ),
+        bookings,
+        progress,
+    )
+    rows["chats"] = await _copy(conn, "chats", ("booking_id",), chats, progress)
+    rows["reviews"] = await _copy(
+        conn,
+        "reviews",
+        ("booking_id", "owner_id", "sitter_id", "rating", "comment", "created_at"),
+        reviews,
+        progress,
+    )
+    rows["payments"] = await _copy(
+        conn,
+        "payments",
+        ("booking_id", "amount", "method", "status", "created_at"),
+        payments,
+        progress,
+    )
+    return rows
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+async def run(
+    database_url: str,
+    *,
+    scale: int = 0,
+    bcrypt_rounds: int = 12,
+    out=None,
+    progress: Progress = stderr_progress,
+) -> int:
+    import asyncio
+
+    import bcrypt
+
+    out = out or sys.stdout
+    # One hash for every account of this run: bcrypt is the slow part, not the rows.
+    password_hash = (
+        await asyncio.to_thread(
+            bcrypt.hashpw, DEMO_PASSWORD.encode(), bcrypt.gensalt(bcrypt_rounds)
+        )
+    ).decode()
+    conn = await asyncpg.connect(database_url, server_settings={"timezone": "UTC"})
+    try:
+        wrote, logins = await seed_demo(conn, password_hash)
+        print(
+            "demo data loaded" if wrote else "demo data already present; nothing changed",
+            file=out,
+        )
+        if scale:
+            started = time.monotonic()
+            result = await seed_bulk(conn, scale, password_hash, progress)
+            if result.blocks_loaded:
+                total = sum(result.rows.values())
+                print(
+                    f"bulk: loaded {result.blocks_loaded} block(s) ({total:,} rows) in "
+                    f"{time.monotonic() - started:.1f}s; now at --scale {scale}",
+                    file=out,
+                )
+            else:
+                print(
+                    f"bulk: already at --scale {result.blocks_before}; nothing changed",
+                    file=out,
+                )
+    finally:
+        await conn.close()
+    print(f"\nDemo logins (password for all: {DEMO_PASSWORD}):", file=out)
+    for login in logins:
+        note = f"  ({login.note})" if login.note else ""
+        print(f"  {login.role:<7} {login.email:<28} {login.full_name}{note}", file=out)
+    if scale:
+        print(
+            f"  bulk accounts: sitter<B>-<N>@{BULK_DOMAIN} (N 1..{SITTERS_PER_BLOCK}), "
+            f"owner<B>-<N>@{BULK_DOMAIN} (N 1..{OWNERS_PER_BLOCK}), block B 1..{scale}",
+            file=out,
+        )
+    return 0

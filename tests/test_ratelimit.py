@@ -1,0 +1,233 @@
+"""Rate limits: each limit hit through the real app (429 + Retry-After), counts shared between two
+app instances through a real Redis, and Redis failure letting requests through."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from nanny import ratelimit
+from nanny.app import create_app
+from nanny.config import ConfigError, RateLimit, load_settings
+from nanny.errors import RateLimited
+from nanny.keys import HEALTH_CHECKS, METRICS, POOL, RATE_LIMITER
+from tests.factories import PASSWORD, owner_body
+from tests.faults import TcpProxy
+
+ROOMY = RateLimit(1000, 60)
+
+
+def limited(settings, **limits):
+    """Settings with every limit roomy except the ones named."""
+    names = [f.name for f in dataclasses.fields(settings) if f.name.startswith("rate_")]
+    return dataclasses.replace(settings, **dict.fromkeys(names, ROOMY) | limits)
+
+
+async def register(client, **over):
+    body = owner_body(**over)
+    resp = await client.post("/api/auth/register/owner", json=body)
+    return resp, body
+
+
+async def try_login(client, email, password=PASSWORD):
+    return await client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+async def assert_limited(resp, limit: str, window: int) -> None:
+    assert resp.status == 429, await resp.text()
+    retry_after = int(resp.headers["Retry-After"])
+    assert 1 <= retry_after <= window
+    data = await resp.json()
+    assert data["code"] == "rate_limited"
+    assert data["details"] == {"limit": limit, "retry_after": retry_after}
+
+
+async def test_login_per_email(aiohttp_client, settings):
+    client = await aiohttp_client(
+        create_app(limited(settings, rate_login_per_email=RateLimit(3, 60)))
+    )
+    _, body = await register(client)
+    for _ in range(2):
+        assert (await try_login(client, body["email"], "wrong-password-1")).status == 401
+    assert (await try_login(client, body["email"])).status == 200
+    # The same address in other case counts against the same e-mail.
+    await assert_limited(await try_login(client, body["email"].upper()), "login_email", 60)
+    # Other accounts from the same address are unaffected.
+    _, other = await register(client)
+    assert (await try_login(client, other["email"])).status == 200
+
+
+async def test_login_per_ip(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(limited(settings, rate_login_per_ip=RateLimit(2, 60))))
+    for _ in range(2):
+        resp = await try_login(client, f"nobody-{uuid.uuid4().hex[:6]}@example.kz")
+        assert resp.status == 401
+    await assert_limited(await try_login(client, "someone@example.kz"), "login_ip", 60)
+    metrics = client.app[METRICS].rate_limited.labels("login_ip")._value.get()
+    assert metrics == 1
+
+
+async def test_register_per_ip_and_per_email(aiohttp_client, settings):
+    client = await aiohttp_client(
+        create_app(
+            limited(
+                settings,
+                rate_register_per_ip=RateLimit(3, 3600),
+                rate_register_per_email=RateLimit(1, 3600),
+            )
+        )
+    )
+    resp, body = await register(client)
+    assert resp.status == 201
+    # A second attempt for the same e-mail is limited before it could learn that it is taken.
+    resp, _ = await register(client, email=body["email"])
+    await assert_limited(resp, "register_email", 3600)
+    resp, _ = await register(client)
+    assert resp.status == 201
+    resp, _ = await register(client)
+    await assert_limited(resp, "register_ip", 3600)
+    count = await client.app[POOL].fetchval("SELECT count(*) FROM users")
+    assert count == 2  # the refused requests wrote nothing
+
+
+async def test_booking_and_websocket_limits(aiohttp_client, settings):
+    client = await aiohttp_client(
+        create_app(
+            limited(
+                settings,
+                rate_bookings_per_owner=RateLimit(2, 3600),
+                rate_ws_connect_per_user=RateLimit(1, 60),
+            )
+        )
+    )
+    request = make_mocked_request("POST", "/api/bookings", app=client.app)
+    await ratelimit.check_booking_rate(request, 41)
+    await ratelimit.check_booking_rate(request, 41)
+    with pytest.raises(RateLimited) as err:
+        await ratelimit.check_booking_rate(request, 41)
+    assert err.value.status == 429 and 1 <= err.value.retry_after <= 3600
+    await ratelimit.check_booking_rate(request, 42)  # another owner has its own count
+
+    await ratelimit.check_ws_connect_rate(client.app, 7)
+    with pytest.raises(RateLimited) as err:
+        await ratelimit.check_ws_connect_rate(client.app, 7)
+    assert err.value.details["limit"] == "ws_connect_user"
+    await ratelimit.check_ws_connect_rate(client.app, 8)
+
+
+async def test_redis_counts_are_shared_between_app_instances(
+    aiohttp_client, settings, redis_server_url
+):
+    shared = limited(settings, redis_url=redis_server_url, rate_login_per_email=RateLimit(3, 60))
+    first = await aiohttp_client(create_app(shared))
+    second = await aiohttp_client(create_app(shared))
+    assert isinstance(first.app[RATE_LIMITER], ratelimit.RedisRateLimiter)
+    _, body = await register(first)
+    assert (await try_login(first, body["email"])).status == 200
+    assert (await try_login(second, body["email"])).status == 200
+    assert (await try_login(first, body["email"])).status == 200
+    await assert_limited(await try_login(second, body["email"]), "login_email", 60)
+    await assert_limited(await try_login(first, body["email"]), "login_email", 60)
+    resp = await second.get("/api/health")
+    assert (await resp.json())["redis"] == "ok"
+
+    # Another deployment (another database) sharing the Redis keeps its own counts.
+    other_db = dataclasses.replace(shared, database_url=shared.database_url + "_other")
+    limiter = ratelimit.RedisRateLimiter(
+        first.app[RATE_LIMITER]._redis,  # same connection pool, other namespace
+        ratelimit.deployment_namespace(other_db.database_url),
+    )
+    email_key = ratelimit._email_key(body["email"])
+    assert await limiter.hit(f"login_email:{email_key}", RateLimit(3, 60)) == 0
+
+
+async def test_redis_down_lets_requests_through(aiohttp_client, settings, redis_server_url, caplog):
+    parts = urlsplit(redis_server_url)
+    proxy = TcpProxy(host=parts.hostname, port=parts.port)
+    await proxy.start()
+    try:
+        url = f"redis://127.0.0.1:{proxy.port}{parts.path}"
+        tight = limited(settings, redis_url=url, rate_login_per_email=RateLimit(1, 60))
+        client = await aiohttp_client(create_app(tight))
+        _, body = await register(client)
+        assert (await try_login(client, body["email"])).status == 200
+        await proxy.cut()
+        # Over the limit, but the counter cannot be read: allowed, and said so in the log.
+        assert (await try_login(client, body["email"])).status == 200
+        assert (await try_login(client, body["email"])).status == 200
+        warnings = [r for r in caplog.records if "rate limits not enforced" in r.getMessage()]
+        assert len(warnings) == 1  # once per outage, not once per request
+        assert (await client.get("/api/health")).status == 503
+        await client.app[HEALTH_CHECKS]["db"]()  # the database is fine
+    finally:
+        await proxy.close()
+
+
+async def test_in_process_window_resets_and_prunes():
+    now = [1_000_000.0]
+    limiter = ratelimit.InProcessRateLimiter(clock=lambda: now[0])
+    limit = RateLimit(2, 60)
+    assert await limiter.hit("k", limit) == 0
+    assert await limiter.hit("k", limit) == 0
+    assert await limiter.hit("k", limit) == 60 - (1_000_000 % 60)
+    now[0] += 60
+    assert await limiter.hit("k", limit) == 0
+    for i in range(10_000):
+        await limiter.hit(f"burst-{i}", limit)
+    now[0] += 120
+    await limiter.hit("after", limit)
+    for i in range(10_000):
+        await limiter.hit(f"again-{i}", limit)
+    # Finished windows were swept, so the table holds only live keys.
+    assert len(limiter._counts) <= 10_002
+    await limiter.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("10/minute", RateLimit(10, 60)),
+        ("100/15m", RateLimit(100, 900)),
+        ("5 / hour", RateLimit(5, 3600)),
+        ("3/30s", RateLimit(3, 30)),
+        ("1000/day", RateLimit(1000, 86400)),
+    ],
+)
+def test_rate_limit_values_are_parsed(tmp_path, raw, expected):
+    s = load_settings({"NANNY_DATA_DIR": str(tmp_path), "RATE_LOGIN_PER_EMAIL": raw})
+    assert s.rate_login_per_email == expected
+    assert str(expected).endswith("s")
+
+
+@pytest.mark.parametrize("raw", ["ten/minute", "10", "10/fortnight", "0/minute", "10/2d", "10/0s"])
+def test_bad_rate_limit_names_the_variable(tmp_path, raw):
+    with pytest.raises(ConfigError) as err:
+        load_settings({"NANNY_DATA_DIR": str(tmp_path), "RATE_BOOKINGS_PER_OWNER": raw})
+    assert str(err.value).startswith("RATE_BOOKINGS_PER_OWNER") and raw in str(err.value)
+
+
+def test_default_limits(tmp_path):
+    s = load_settings({"NANNY_DATA_DIR": str(tmp_path)})
+    assert s.rate_login_per_email == RateLimit(20, 60)
+    assert s.rate_login_per_ip == RateLimit(60, 60)
+    assert s.rate_bookings_per_owner == RateLimit(60, 3600)
+
+
+async def test_limits_can_be_switched_off_for_load_tests(aiohttp_client, settings, tmp_path):
+    off = dataclasses.replace(
+        settings, rate_limit_enabled=False, rate_login_per_email=RateLimit(1, 60)
+    )
+    client = await aiohttp_client(create_app(off))
+    _, body = await register(client)
+    for _ in range(3):
+        assert (await try_login(client, body["email"])).status == 200
+    base = {"NANNY_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).rate_limit_enabled
+    assert not load_settings(base | {"RATE_LIMIT_ENABLED": "false"}).rate_limit_enabled
+    assert load_settings(base | {"RATE_LIMIT_ENABLED": "Yes"}).rate_limit_enabled
+    with pytest.raises(ConfigError, match=r"^RATE_LIMIT_ENABLED must be true or false"):
+        load_settings(base | {"RATE_LIMIT_ENABLED": "maybe"})
