@@ -444,3 +444,40 @@ async def test_anonymous_landing_and_a_too_long_password(client):
     resp = await client.post("/register", data=body)
     assert resp.status == 400
     assert field_error(await resp.text(), "password") == "Use at most 72 bytes"
+
+
+async def test_the_forms_share_the_api_rate_limits(aiohttp_client, settings):
+    """Limits count per e-mail and IP whichever path a sign-in takes; the forms say so politely."""
+    from dataclasses import replace
+
+    from nanny.config import RateLimit
+
+    limited = replace(
+        settings,
+        rate_login_per_email=RateLimit(2, 60),
+        rate_register_per_ip=RateLimit(1, 3600),
+    )
+    client = await aiohttp_client(create_app(limited))
+    owner = await make_owner(client)  # one login through the API
+    await sign_in(client, owner.email)  # the second, through the form
+    client.session.cookie_jar.clear()
+    token = await form_csrf(client)
+    resp = await client.post(
+        "/login",
+        data={"email": owner.email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "Too many attempts" in await resp.text()
+    assert set_cookie(resp, "nanny_token") is None
+
+    token = await form_csrf(client, "/register")
+    body = owner_body() | {"role": "owner", "csrf_token": token}
+    resp = await client.post("/register", data=body, allow_redirects=False)
+    assert resp.status == 429  # the API registration above used the IP's one
+    page = await resp.text()
+    assert "Too many attempts" in page and f'value="{body["email"]}"' in page
+    async with client.app[POOL].acquire() as conn:
+        taken = await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", body["email"])
+    assert taken == 0
