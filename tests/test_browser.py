@@ -615,7 +615,7 @@ async def test_admin_approves_a_pending_sitter_and_the_counters_change(
     )
     await screenshot(page, "admin-dashboard")
 
-    row = page.locator(".pending", has_text="Pending Pavel")
+    row = page.locator(".pending-sitter", has_text="Pending Pavel")
     await row.get_by_role("button", name="Approve").click()
     await expect(row).to_have_count(0)
     await expect(pending_count).to_have_text("0")

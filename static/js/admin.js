@@ -70,7 +70,7 @@ async function loadPending() {
     ...items.map((s) => {
       const name = s.full_name || `Sitter #${s.sitter_id ?? s.user_id}`;
       const id = s.sitter_id ?? s.user_id;
-      return h('li', { class: 'pending', dataset: { sitterId: id } },
+      return h('li', { class: 'pending-sitter', dataset: { sitterId: id } },
         h('strong', { text: name }),
         h('p', { text: [s.location, `${s.experience_years ?? 0} years experience`].filter(Boolean).join(' · ') }),
         s.certificates ? h('p', { text: `Certificates: ${s.certificates}` }) : null,

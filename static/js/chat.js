@@ -240,6 +240,13 @@ function setPresence(online) {
   $('#presence-label').textContent = online ? 'online' : 'offline';
 }
 
+// While our own connection is down we cannot know; say so rather than show a stale "online".
+live.onStatus((state) => {
+  if (state === 'online') return;
+  $('#presence').dataset.online = 'false';
+  $('#presence-label').textContent = 'waiting for connection…';
+});
+
 live.on('booking', (frame) => {
   const b = frame.booking;
   if (!b || b.booking_id !== bookingId) return;
