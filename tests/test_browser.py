@@ -529,6 +529,7 @@ async def test_owner_and_sitter_chat_live(server, api, browser, page_errors):
     await s.locator("#composer-input").press("Enter")
     await expect(s.locator(".msg.pending")).to_have_count(1)
     await expect(s.locator("#live-indicator")).to_have_attribute("data-state", "offline")
+    await expect(s.locator("#presence-label")).to_have_text("waiting for connection…")
     await screenshot(s, "chat-sitter-offline")
 
     await proxy.restore()
