@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from nanny import PROJECT_ROOT, metrics, ratelimit
+from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import BOOKING_LISTENERS
@@ -21,6 +22,7 @@ from nanny.http import (
     admin_charts,
     auth,
     bookings,
+    chat,
     headers,
     health,
     openapi,
@@ -31,8 +33,18 @@ from nanny.http import (
     services,
 )
 from nanny.http.middlewares import access_middleware, error_middleware
-from nanny.keys import CPU_EXECUTOR, HEALTH_CHECKS, METRICS, POOL, SETTINGS
+from nanny.keys import (
+    CPU_EXECUTOR,
+    HEALTH_CHECKS,
+    METRICS,
+    POOL,
+    SEARCH_CACHE,
+    SETTINGS,
+    WS_LIMITS,
+)
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
+from nanny.ws import endpoint as ws_endpoint
+from nanny.ws.limits import WsLimits
 
 log = logging.getLogger("nanny")
 
@@ -101,6 +113,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics.create_metrics()
+    app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
+    app[WS_LIMITS] = WsLimits()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
@@ -109,17 +123,22 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
+    # The chat hub subscribes to booking events, so it starts before the expiry task emits any.
+    app.cleanup_ctx.append(ws_endpoint.chat_ctx)
     app.cleanup_ctx.append(expiry_ctx)
+    app.on_shutdown.append(ws_endpoint.close_sockets)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
     app.add_routes(pets.routes)
     app.add_routes(services.routes)
     app.add_routes(bookings.routes)
     app.add_routes(payments.routes)
-    app.add_routes(metrics.routes)
     app.add_routes(reviews.routes)
+    app.add_routes(chat.routes)
+    app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)
+    app.add_routes(metrics.routes)
     app.add_routes(pages.routes)
     setup_pages(app)
     app.add_routes(openapi.routes)

@@ -82,28 +82,102 @@ def _migrate(settings: Settings) -> None:
     log.info("migrations: %d applied", applied)
 
 
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
+    gracefully (sockets closed with 1001 after in-flight work)."""
     from aiohttp import web
 
     from nanny.app import create_app
 
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    if args.workers > 1:
-        raise ConfigError("--workers > 1 is not available yet; run one process per port for now")
-    settings = resolve_database(settings)
-    _migrate(settings)
+    configure_logging(settings)
     web.run_app(
         create_app(settings),
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
         access_log=None,
         # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
         # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
         shutdown_timeout=settings.shutdown_timeout_seconds,
         print=lambda msg: log.info("%s", msg.strip()),
     )
+
+
+def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
+    """Run `workers` processes sharing the port (SO_REUSEPORT: the kernel spreads new
+    connections), restart any that dies, and on SIGTERM/SIGINT stop them all gracefully."""
+    import multiprocessing
+    import multiprocessing.connection
+    import os
+    import signal
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def request_stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    procs: list = [None] * workers
+    started = [0.0] * workers
+    quick_deaths = [0] * workers
+
+    def spawn(i: int) -> None:
+        proc = ctx.Process(
+            target=run_worker, args=(settings, host, port, True), name=f"nanny-worker-{i}"
+        )
+        proc.start()
+        procs[i] = proc
+        started[i] = time.monotonic()
+        log.info("worker %d started (pid %d)", i, proc.pid)
+
+    for i in range(workers):
+        spawn(i)
+    while not stopping:
+        multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
+        for i, proc in enumerate(procs):
+            if proc.exitcode is None or stopping:
+                continue
+            log.warning("worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.exitcode)
+            # A worker that dies right after starting is not restarted in a tight loop.
+            quick = time.monotonic() - started[i] < 5
+            quick_deaths[i] = quick_deaths[i] + 1 if quick else 0
+            if quick_deaths[i]:
+                time.sleep(min(5.0, 0.5 * quick_deaths[i]))
+            if not stopping:
+                spawn(i)
+    log.info("stopping %d workers", workers)
+    for proc in procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 25
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            log.warning("worker pid %d did not stop in time; killing it", proc.pid)
+            proc.kill()
+            proc.join()
     return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1 and not settings.redis_url:
+        raise ConfigError(
+            f"--workers {args.workers} needs REDIS_URL: the processes share chat rooms "
+            "through Redis"
+        )
+    settings = resolve_database(settings)
+    # Once, here, before any worker starts.
+    _migrate(settings)
+    if args.workers == 1:
+        run_worker(settings, args.host, args.port, reuse_port=False)
+        return 0
+    return supervise(settings, args.host, args.port, args.workers)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

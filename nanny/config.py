@@ -72,6 +72,14 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     startup_timeout_seconds: float = 60.0
     shutdown_timeout_seconds: float = 10.0
+    # How long a process may answer a repeated service search from memory (0 disables).
+    search_cache_seconds: float = 1.0
+    # Prefix of every Redis key and channel, so deployments (and tests) sharing one Redis
+    # server never see each other's rooms.
+    redis_prefix: str = "nanny"
+    # A process re-announces its WebSocket users' presence every third of this; a crashed
+    # process's users go offline within about 4/3 of it.
+    presence_ttl_seconds: float = 20.0
 
     @property
     def production(self) -> bool:
@@ -113,6 +121,13 @@ _UNIT_SECONDS = {
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+
+
+def _non_negative_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw in ("0", "0.0"):
+        return 0.0
+    return _positive_number(env, name, default)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -217,6 +232,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"BCRYPT_ROUNDS must be between 4 and 16, got {rounds}")
     pool_max = _positive_number(env, "DB_POOL_MAX", 10, integer=True)
     production = nanny_env == "production"
+    redis_prefix = env.get("REDIS_PREFIX", "").strip() or "nanny"
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", redis_prefix):
+        raise ConfigError(
+            f"REDIS_PREFIX must be 1-64 letters, digits or _.:- characters, got {redis_prefix!r}"
+        )
     return Settings(
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
@@ -242,4 +262,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
+        search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),
+        redis_prefix=redis_prefix,
+        presence_ttl_seconds=_positive_number(env, "PRESENCE_TTL_SECONDS", 20.0),
     )

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING
 import asyncpg
 from aiohttp import web
 
+from nanny.cache import TtlCache
 from nanny.config import Settings
 
 if TYPE_CHECKING:  # these modules read their keys from here
     from nanny.metrics import Metrics
     from nanny.ratelimit import RateLimiter
+    from nanny.ws.limits import WsLimits
+    from nanny.ws.rooms import ChatHub
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -25,3 +28,8 @@ HEALTH_CHECKS = web.AppKey("health_checks", dict)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 # The rate limiter every process shares: Redis when configured, else in-process (nanny.ratelimit).
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+# Public search answers, per process (nanny.cache); cleared by local writes that change them.
+SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
+# The live chat: this process's rooms and connections, and the WebSocket limits in force.
+CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub")
+WS_LIMITS: web.AppKey[WsLimits] = web.AppKey("ws_limits")

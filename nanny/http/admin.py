@@ -25,6 +25,7 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response, money, rfc3339
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
+from nanny.http.services import search_changed
 from nanny.keys import POOL
 
 routes = web.RouteTableDef()
@@ -179,6 +180,7 @@ async def _set_status(request: web.Request, status: str) -> web.Response:
         sitter = await db_admin.set_sitter_status(conn, sitter_id, status)
     if sitter is None:
         raise NotFound("No such sitter")
+    search_changed(request.app)
     return json_response(sitter_json(sitter))
 
 
@@ -280,6 +282,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
         cancelled = await db_admin.soft_delete_user(conn, user_id)
     if cancelled is None:
         raise NotFound("No such user")
+    search_changed(request.app)
     for booking in cancelled:
         await booking_changed(request.app, booking_json(booking))
     return web.Response(status=204)

@@ -19,6 +19,7 @@ from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
+from nanny.http.services import search_changed
 from nanny.keys import POOL
 
 routes = web.RouteTableDef()
@@ -127,6 +128,7 @@ async def create_review(request: web.Request, user: User, body: ReviewCreate) ->
         )
     if review is None:  # reviewed already, possibly by a concurrent request
         raise Conflict("This booking has already been reviewed", details={"field": "booking_id"})
+    search_changed(request.app)
     return json_response(review_json(review), status=201)
 
 
@@ -166,6 +168,7 @@ async def update_review(request: web.Request, user: User, body: ReviewUpdate) ->
         )
     if updated is None:  # deleted meanwhile
         raise NotFound("No such review")
+    search_changed(request.app)
     return json_response(review_json(updated))
 
 
@@ -187,6 +190,7 @@ async def delete_review(request: web.Request, user: User) -> web.Response:
             raise Forbidden("Only the review's author or an admin may delete it")
         if not await db_reviews.delete_review(conn, review_id):
             raise NotFound("No such review")
+    search_changed(request.app)
     return web.Response(status=204)
 
 

@@ -87,3 +87,15 @@ def no_nul(value: str) -> str:
 
 
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(no_nul)]
+# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
+# safely retryable and is unique per sender.
+MessageContent = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+]
+ClientId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
+]
+BookingId = Annotated[int, Field(gt=0, le=2_147_483_647)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]

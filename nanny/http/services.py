@@ -16,9 +16,9 @@ from nanny.db import users as db_users
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response
+from nanny.http.responses import dumps, json_response, list_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text, no_nul
-from nanny.keys import POOL
+from nanny.keys import POOL, SEARCH_CACHE
 
 routes = web.RouteTableDef()
 
@@ -128,19 +128,32 @@ async def _explain_write_refusal(conn, service_id: int, user: db_users.User) -> 
     headers={"X-Total-Count": "how many services match the filters"},
 )
 async def search_services(request: web.Request, query: SearchQuery) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
-        rows, total = await db_services.search_services(
-            conn,
-            type=query.type,
-            location=query.location or None,
-            min_price=query.min_price,
-            max_price=query.max_price,
-            min_rating=query.min_rating,
-            sort=query.sort,
-            limit=query.limit,
-            offset=query.offset,
-        )
-    return list_response([search_row_json(r) for r in rows], total)
+    async def load() -> tuple[str, int]:
+        async with request.app[POOL].acquire() as conn:
+            rows, total = await db_services.search_services(
+                conn,
+                type=query.type,
+                location=query.location or None,
+                min_price=query.min_price,
+                max_price=query.max_price,
+                min_rating=query.min_rating,
+                sort=query.sort,
+                limit=query.limit,
+                offset=query.offset,
+            )
+        return dumps([search_row_json(r) for r in rows]), total
+
+    # Search is public and identical for everyone: repeated queries are answered from memory
+    # (encoded once) for up to SEARCH_CACHE_SECONDS.
+    text, total = await request.app[SEARCH_CACHE].get_or_load(query, load)
+    return web.Response(
+        text=text, content_type="application/json", headers={"X-Total-Count": str(total)}
+    )
+
+
+def search_changed(app: web.Application) -> None:
+    """A write changed what search shows (services, ratings, approvals): forget cached answers."""
+    app[SEARCH_CACHE].clear()
 
 
 @routes.get("/api/services/{id}", name="get_service")
@@ -211,6 +224,7 @@ async def create_service(
             price_per_hour=body.price_per_hour,
             description=body.description,
         )
+    search_changed(request.app)
     return json_response(service_json(service), status=201)
 
 
@@ -233,6 +247,7 @@ async def update_service(
         service = await db_services.update_service(conn, service_id, user.user_id, changes)
         if service is None:
             await _explain_write_refusal(conn, service_id, user)
+    search_changed(request.app)
     return json_response(service_json(service))
 
 
@@ -253,4 +268,5 @@ async def delete_service(request: web.Request, user: db_users.User) -> web.Respo
             await _explain_write_refusal(conn, service_id, user)
     if not deleted:
         raise Conflict("The service has pending or confirmed bookings; settle them first")
+    search_changed(request.app)
     return web.Response(status=204)

@@ -1,0 +1,406 @@
+"""WebSocket chat load: N connections in rooms of two against `nanny serve --workers 2`.
+
+Starts the server itself on 127.0.0.1 (a fresh database, Redis with a private prefix), seeds
+owners, sitters and bookings by SQL, mints tokens, connects every participant and subscribes it
+to its booking, sends at a fixed total rate for a fixed time, then prints: connections held,
+messages/s delivered, end-to-end latency (send -> receipt by the other participant) p50/p99/max,
+errors, lost/duplicated/reordered messages (every seq of every subscriber is checked) and the
+server's RSS per connection (VmRSS of the worker processes from /proc). Stops everything by PID.
+
+    python bench/ws_load.py --connections 2000 --rate 1000 --duration 20
+    python bench/ws_load.py --connections 2000 --rates 1000,2000,3000 --duration 10
+
+Environment: BENCH_DATABASE_URL (an admin DSN; default TEST_DATABASE_URL or the local
+PostgreSQL), BENCH_REDIS_URL (default TEST_REDIS_URL or the local Redis)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nanny.config import Settings  # noqa: E402
+from nanny.http.security import issue_token  # noqa: E402
+
+SECRET = "bench-secret-" + "y" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(dsn: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+def worker_pids(parent: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    pids = []
+    for child in map(int, children):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                pids.append(child)
+        except FileNotFoundError:
+            pass
+    return pids or [parent]
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+class Conn:
+    __slots__ = ("dups", "last_seq", "reader", "reorders", "room", "seen", "user_id", "ws")
+
+    def __init__(self, user_id: int, room: Room):
+        self.user_id = user_id
+        self.room = room
+        self.ws = None
+        self.last_seq = 0
+        self.seen: set[int] = set()
+        self.dups = 0
+        self.reorders = 0
+        self.reader = None
+
+
+class Room:
+    __slots__ = ("booking_id", "conns", "max_acked")
+
+    def __init__(self, booking_id: int):
+        self.booking_id = booking_id
+        self.conns: list[Conn] = []
+        self.max_acked = 0
+
+
+class Stats:
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.delivered = 0
+        self.errors = 0
+        self.error_codes: dict[str, int] = {}
+        self.acked = 0
+        self.sent = 0
+        self.closed = 0
+        self.recording = False
+
+
+async def read_frames(conn: Conn, stats: Stats, subscribed: asyncio.Event) -> None:
+    ws = conn.ws
+    loads = json.loads
+    while True:
+        msg = await ws.receive()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            stats.closed += 1
+            return
+        frame = loads(msg.data)
+        kind = frame["type"]
+        if kind == "message":
+            m = frame["message"]
+            seq = m["seq"]
+            if seq in conn.seen:
+                conn.dups += 1
+                continue
+            if seq != conn.last_seq + 1:
+                conn.reorders += 1
+            conn.seen.add(seq)
+            conn.last_seq = max(conn.last_seq, seq)
+            if m["sender_id"] != conn.user_id:
+                stats.delivered += 1
+                if stats.recording:
+                    stats.latencies.append(time.perf_counter() - float(m["content"]))
+        elif kind == "ack":
+            stats.acked += 1
+            room = conn.room
+            room.max_acked = max(room.max_acked, frame["message"]["seq"])
+        elif kind == "subscribed":
+            conn.last_seq = frame["last_seq"]
+            subscribed.set()
+        elif kind == "error":
+            stats.errors += 1
+            code = frame.get("code", "?")
+            stats.error_codes[code] = stats.error_codes.get(code, 0) + 1
+
+
+async def seed(dsn: str, rooms: int, tag: str) -> list[tuple[int, int, int]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        n = rooms
+        emails = [f"bench{tag}o{i}@example.kz" for i in range(n)] + [
+            f"bench{tag}s{i}@example.kz" for i in range(n)
+        ]
+        roles = ["owner"] * n + ["sitter"] * n
+        ids = await conn.fetch(
+            """
+            INSERT INTO users (email, full_name, password_hash, role)
+            SELECT e, 'Bench', 'x', r FROM unnest($1::text[], $2::text[]) AS t (e, r)
+            RETURNING user_id, email
+            """,
+            emails,
+            roles,
+        )
+        by_email = {r["email"]: r["user_id"] for r in ids}
+        owners = [by_email[f"bench{tag}o{i}@example.kz"] for i in range(n)]
+        sitters = [by_email[f"bench{tag}s{i}@example.kz"] for i in range(n)]
+        rows = await conn.fetch(
+            """
+            INSERT INTO bookings (owner_id, sitter_id, start_time, end_time, total_price)
+            SELECT o, s, timestamptz '2032-01-01Z', timestamptz '2032-01-01 02:00Z', 100
+            FROM unnest($1::int[], $2::int[]) AS t (o, s)
+            RETURNING booking_id, owner_id, sitter_id
+            """,
+            owners,
+            sitters,
+        )
+        await conn.execute("INSERT INTO chats (booking_id) SELECT booking_id FROM bookings")
+        return [(r["booking_id"], r["owner_id"], r["sitter_id"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+async def run(args) -> None:
+    started = time.monotonic()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    admin_dsn = (
+        os.environ.get("BENCH_DATABASE_URL")
+        or os.environ.get("TEST_DATABASE_URL")
+        or "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    redis_url = (
+        os.environ.get("BENCH_REDIS_URL")
+        or os.environ.get("TEST_REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
+    tag = uuid.uuid4().hex[:8]
+    dbname = f"nanny_bench_{tag}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{dbname}"')
+    dsn = with_database(admin_dsn, dbname)
+    port = args.port or free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench{tag}",
+        "JWT_SECRET": SECRET,
+        "NANNY_ENV": "test",
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX": str(args.pool),
+    }
+    cmd = [sys.executable, "-m", "nanny", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen([*cmd, "--workers", str(args.workers)], env=env, cwd=ROOT)
+    session = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
+        )
+        for _ in range(600):
+            try:
+                async with session.get(f"{url}/api/health") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            raise SystemExit("server did not become healthy")
+        # Let every worker finish starting before measuring its baseline.
+        await asyncio.sleep(1.0)
+        pids = worker_pids(server.pid)
+        baseline = rss_kib(pids)
+        rooms_n = args.connections // 2
+        seeded = await seed(dsn, rooms_n, tag)
+        settings = Settings(jwt_secret=SECRET, jwt_ttl_hours=2)
+        rooms, conns = [], []
+        for booking_id, owner_id, sitter_id in seeded:
+            room = Room(booking_id)
+            rooms.append(room)
+            for user_id in (owner_id, sitter_id):
+                c = Conn(user_id, room)
+                room.conns.append(c)
+                conns.append(c)
+        stats = Stats()
+        sem = asyncio.Semaphore(args.connect_concurrency)
+        connect_failures = 0
+
+        async def connect(c: Conn) -> None:
+            nonlocal connect_failures
+            role = "owner" if c is c.room.conns[0] else "sitter"
+            token, _ = issue_token(settings, c.user_id, role)
+            async with sem:
+                try:
+                    c.ws = await session.ws_connect(
+                        f"{url}/api/ws",
+                        headers={"Authorization": f"Bearer {token}"},
+                        autoping=True,
+                        heartbeat=None,
+                    )
+                    subscribed = asyncio.Event()
+                    c.reader = asyncio.create_task(read_frames(c, stats, subscribed))
+                    await c.ws.send_str(
+                        json.dumps({"type": "subscribe", "booking_id": c.room.booking_id})
+                    )
+                    await asyncio.wait_for(subscribed.wait(), 30)
+                except Exception as exc:
+                    connect_failures += 1
+                    if connect_failures <= 3:
+                        print(f"connect failed: {exc!r}", file=sys.stderr)
+
+        t0 = time.monotonic()
+        # The connect phase may take at most half the run's bound; what is not connected by
+        # then is left out (and reported).
+        connect_budget = max(5.0, args.max_seconds / 2 - (time.monotonic() - started))
+        tasks = [asyncio.create_task(connect(c)) for c in conns]
+        _, pending = await asyncio.wait(tasks, timeout=connect_budget)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        connect_time = time.monotonic() - t0
+        live = [c for c in conns if c.ws is not None and not c.ws.closed and c.reader]
+        for c in conns:
+            if c.ws is not None and c not in live:
+                await c.ws.close()
+        await asyncio.sleep(1.0)
+        held_rss = rss_kib(pids)
+        per_conn = (held_rss - baseline) / max(1, len(live))
+        print(
+            f"connections: {len(live)}/{len(conns)} held across {len(pids)} workers "
+            f"(connect+subscribe {connect_time:.1f}s, {connect_failures} failed)"
+        )
+        print(
+            f"server RSS: {baseline / 1024:.1f} MiB idle -> {held_rss / 1024:.1f} MiB held = "
+            f"{per_conn:.1f} KiB per connection"
+        )
+        rates = [float(r) for r in args.rates.split(",")] if args.rates else [args.rate]
+        budget = args.max_seconds - (time.monotonic() - started) - 8
+        phase = min(args.duration, max(3.0, budget / len(rates) - 2))
+        for rate in rates:
+            await load_phase(live, stats, rate, phase)
+        # Drain: wait until every subscriber has every acknowledged seq of its room.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if all(len(c.seen) >= c.room.max_acked for c in live if not c.ws.closed):
+                break
+            await asyncio.sleep(0.1)
+        lost = sum(max(0, c.room.max_acked - len(c.seen)) for c in live if not c.ws.closed)
+        dups = sum(c.dups for c in live)
+        reorders = sum(c.reorders for c in live)
+        still = sum(1 for c in live if not c.ws.closed)
+        print(
+            f"end: {still} connections still held; lost {lost}, duplicated {dups}, "
+            f"reordered {reorders}; errors {stats.errors} {stats.error_codes or ''}; "
+            f"server RSS {rss_kib(pids) / 1024:.1f} MiB"
+        )
+    finally:
+        if session is not None:
+            await session.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await admin.close()
+        print(f"total run time {time.monotonic() - started:.1f}s")
+
+
+async def load_phase(conns: list[Conn], stats: Stats, rate: float, duration: float) -> None:
+    stats.latencies = []
+    stats.recording = True
+    delivered_before = stats.delivered
+    acked_before = stats.acked
+    order = list(conns)
+    random.shuffle(order)
+    n = len(order)
+    i = 0
+    sent = 0
+    start = time.perf_counter()
+    end = start + duration
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        due = int((now - start) * rate) - sent
+        for _ in range(due):
+            c = order[i % n]
+            i += 1
+            if c.ws.closed:
+                continue
+            try:
+                await c.ws.send_str(
+                    f'{{"type":"send","booking_id":{c.room.booking_id},'
+                    f'"content":"{time.perf_counter():.6f}"}}'
+                )
+                sent += 1
+            except Exception:
+                stats.errors += 1
+        await asyncio.sleep(0.002)
+    # Latencies of the phase include messages still arriving just after it.
+    await asyncio.sleep(1.0)
+    stats.recording = False
+    took = time.perf_counter() - start
+    lat = stats.latencies
+    delivered = stats.delivered - delivered_before
+    print(
+        f"rate {rate:.0f}/s for {duration:.0f}s: sent {sent}, acked {stats.acked - acked_before}, "
+        f"delivered {delivered} ({delivered / took:.0f} msg/s); latency ms p50 "
+        f"{percentile(lat, 0.5) * 1000:.1f} p99 {percentile(lat, 0.99) * 1000:.1f} "
+        f"max {max(lat, default=float('nan')) * 1000:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=500.0, help="messages/s, all rooms together")
+    parser.add_argument("--rates", default="", help="comma-separated rates, one phase each")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per rate")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--pool", type=int, default=10, help="DB_POOL_MAX per worker")
+    parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="bound on the whole run")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

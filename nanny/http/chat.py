@@ -1,0 +1,111 @@
+"""Chat over REST: history, send and read marks, for apps in the background. Sends and read
+marks go through the same hub calls as the WebSocket frames, so they are stored, numbered and
+delivered live exactly alike."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+
+from nanny.db import chat as db_chat
+from nanny.db import users as db_users
+from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from nanny.http.endpoint import endpoint, path_id
+from nanny.http.responses import json_response, list_response
+from nanny.http.schemas import Body, ClientId, MessageContent, Out, Paging, Seq
+from nanny.keys import CHAT_HUB, POOL
+from nanny.ws.rooms import message_json
+
+routes = web.RouteTableDef()
+
+
+class HistoryQuery(Paging):
+    after_seq: Seq | None = Field(None, description="only messages with a greater seq")
+    before_seq: Seq | None = Field(
+        None,
+        description="only messages with a smaller seq; without after_seq the page is taken "
+        "from the newest end (the latest `limit` before it), still in ascending order",
+    )
+
+
+class SendBody(Body):
+    content: MessageContent
+    client_id: ClientId | None = Field(
+        None, description="repeat it to retry safely: the original message comes back"
+    )
+
+
+class ReadBody(Body):
+    seq: int = Field(ge=1, le=2**53, description="everything up to this seq is read")
+
+
+class MessageOut(Out):
+    message_id: int
+    booking_id: int
+    chat_id: int
+    seq: int
+    sender_id: int
+    content: str
+    client_id: str | None
+    sent_at: str
+
+
+@routes.get("/api/bookings/{id}/messages", name="booking_messages")
+@endpoint(
+    "A booking's chat history, ascending seq (X-Total-Count counts the seq range)",
+    tag="chat",
+    query=HistoryQuery,
+    response=list[MessageOut],
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+)
+async def list_messages(
+    request: web.Request, user: db_users.User, query: HistoryQuery
+) -> web.Response:
+    booking_id = path_id(request)
+    access = await request.app[CHAT_HUB].require_reader(user.user_id, user.role, booking_id)
+    async with request.app[POOL].acquire() as conn:
+        messages, total = await db_chat.list_messages(
+            conn,
+            access.chat_id,
+            after_seq=query.after_seq,
+            before_seq=query.before_seq,
+            limit=query.limit,
+            offset=query.offset,
+            newest_first=query.before_seq is not None and query.after_seq is None,
+        )
+    return list_response([message_json(m) for m in messages], total)
+
+
+@routes.post("/api/bookings/{id}/messages", name="send_message")
+@endpoint(
+    "Send a message; delivered live exactly as a WebSocket send",
+    tag="chat",
+    body=SendBody,
+    response=MessageOut,
+    status=201,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+)
+async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
+    booking_id = path_id(request)
+    message, _ = await request.app[CHAT_HUB].send_message(
+        user.user_id, booking_id, body.content, body.client_id
+    )
+    # A retried client_id answers 201 with the original message, like the first attempt.
+    return json_response(message_json(message), status=201)
+
+
+@routes.post("/api/bookings/{id}/read", name="mark_read")
+@endpoint(
+    "Mark the chat read up to seq for the caller (marks never move back)",
+    tag="chat",
+    body=ReadBody,
+    status=204,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+)
+async def mark_read(request: web.Request, user: db_users.User, body: ReadBody) -> web.Response:
+    booking_id = path_id(request)
+    await request.app[CHAT_HUB].mark_read(user.user_id, booking_id, body.seq)
+    return web.Response(status=204)

@@ -1,0 +1,198 @@
+"""One WebSocket connection: who it is, its rooms, and the only task that writes to it.
+
+Every frame for a client goes through `send`, which appends it to a bounded queue drained by the
+connection's writer task; nothing else calls `ws.send_*`. A client that stops reading lets the
+queue fill up and is then cut off, so its memory is freed instead of buffered forever."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from datetime import datetime
+
+from aiohttp import web
+
+from nanny.ws.limits import WsLimits
+
+log = logging.getLogger("nanny.ws")
+
+# Close codes of API.md.
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4001
+
+
+class _Close:
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str):
+        self.code = code
+        self.reason = reason
+
+
+class RateLimiter:
+    """A token bucket: `frames_per_second` sustained, `frame_burst` at once."""
+
+    __slots__ = ("burst", "rate", "stamp", "strikes", "tokens")
+
+    def __init__(self, rate: float, burst: int):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.strikes = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            # A client that calmed down gets its slate cleaned.
+            if self.tokens >= self.burst / 2:
+                self.strikes = 0
+            return True
+        self.strikes += 1
+        return False
+
+
+class Connection:
+    __slots__ = (
+        "__weakref__",
+        "_expiry",
+        "_queue",
+        "_space",
+        "_transport",
+        "_wakeup",
+        "_writer",
+        "busy",
+        "closing",
+        "cursors",
+        "limits",
+        "rate",
+        "role",
+        "rooms",
+        "shutdown_requested",
+        "token_expires_at",
+        "user_id",
+        "ws",
+    )
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, limits: WsLimits):
+        self.ws = ws
+        self.limits = limits
+        self.user_id: int = 0
+        self.role: str = ""
+        self.token_expires_at: datetime | None = None
+        # booking_id -> the highest seq this connection has been sent in that room
+        self.cursors: dict[int, int] = {}
+        self.rooms = self.cursors.keys()
+        self.rate = RateLimiter(limits.frames_per_second, limits.frame_burst)
+        self.busy = False
+        self.shutdown_requested = False
+        self.closing = False
+        self._queue: deque[str | _Close] = deque()
+        self._wakeup = asyncio.Event()
+        self._space: asyncio.Event | None = None
+        self._transport = request.transport
+        self._expiry: asyncio.TimerHandle | None = None
+        self._writer = asyncio.create_task(self._write(), name="nanny-ws-writer")
+
+    @property
+    def authenticated(self) -> bool:
+        return self.user_id != 0
+
+    def send(self, text: str) -> None:
+        """Queue a frame; a client whose queue is full is disconnected."""
+        if self.closing:
+            return
+        if len(self._queue) >= self.limits.send_queue_frames:
+            log.info("dropping user %s: send queue full (client not reading)", self.user_id)
+            self.abort()
+            return
+        self._queue.append(text)
+        self._wakeup.set()
+
+    async def send_paced(self, text: str) -> None:
+        """Queue a frame, first waiting while the queue is more than half full: for long
+        replays the client asked for, which must not trip the slow-reader cut-off."""
+        while not self.closing and len(self._queue) >= self.limits.send_queue_frames // 2:
+            if self._space is None:
+                self._space = asyncio.Event()
+            self._space.clear()
+            await self._space.wait()
+        self.send(text)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued; later frames are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        self._queue.append(_Close(code, reason))
+        self._wakeup.set()
+        if self._space is not None:
+            self._space.set()
+
+    def abort(self) -> None:
+        """Cut the connection at once, discarding what is queued."""
+        self.closing = True
+        self._queue.clear()
+        self._writer.cancel()
+        if self._space is not None:
+            self._space.set()
+        if self._transport is not None:
+            self._transport.abort()
+        self.cancel_expiry()
+
+    def expire_at(self, expires_at: datetime) -> None:
+        """Close with 4001 when the token expires (a `refresh` moves the moment)."""
+        self.cancel_expiry()
+        self.token_expires_at = expires_at
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at.timestamp() - time.time())
+        self._expiry = loop.call_later(delay, self.close, CLOSE_UNAUTHORIZED, "token expired")
+
+    def cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    async def _write(self) -> None:
+        ws = self.ws
+        queue = self._queue
+        try:
+            while True:
+                while not queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                item = queue.popleft()
+                if self._space is not None and len(queue) < self.limits.send_queue_frames // 2:
+                    self._space.set()
+                if isinstance(item, _Close):
+                    await ws.close(code=item.code, message=item.reason.encode())
+                    return
+                await ws.send_str(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-write
+            log.debug("writer for user %s stopped: %r", self.user_id, exc)
+            self.closing = True
+            queue.clear()
+
+    async def finish(self) -> None:
+        """Stop the writer once the handler is done reading."""
+        self.cancel_expiry()
+        if self.closing and not self._writer.done():
+            # Our close frame is out or queued: let the writer finish the closing handshake.
+            await asyncio.wait([self._writer], timeout=2.0)
+        self.closing = True
+        if not self._writer.done():
+            self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._writer
+        self._queue.clear()

@@ -1,0 +1,198 @@
+"""GET /api/ws: authentication at the upgrade or by a first `auth` frame, then one frame at a
+time from the client; plus the chat's cleanup_ctx (broker, hub, presence heartbeat) and the
+shutdown hook that closes every socket with 1001."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from nanny import ratelimit
+from nanny.errors import (
+    Forbidden,
+    NannyError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
+from nanny.events import on_booking_changed
+from nanny.http import security
+from nanny.http.headers import cors_grant
+from nanny.http.responses import dumps
+from nanny.keys import CHAT_HUB, HEALTH_CHECKS, SETTINGS, WS_LIMITS
+from nanny.ws import commands
+from nanny.ws.broker import Broker, InProcessBroker, RedisBroker
+from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED, Connection
+from nanny.ws.protocol import dispatch, error_frame, parse
+from nanny.ws.rooms import ChatHub
+
+log = logging.getLogger("nanny.ws")
+routes = web.RouteTableDef()
+
+
+def check_origin(request: web.Request) -> None:
+    """Cookie-authenticated upgrades must come from our own pages or an allowed origin, so
+    another site cannot open a socket with the visitor's cookie (cross-site WebSocket
+    hijacking). Requests without Origin are not from a browser and carry no such risk."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    grant = cors_grant(request.app[SETTINGS], origin)
+    if grant is not None and grant[1]:  # listed origins only: '*' never carries the cookie
+        return
+    if urlsplit(origin.rstrip("/")).netloc.lower() == request.host.lower():
+        return
+    raise Forbidden("This origin may not open a WebSocket with the session cookie")
+
+
+async def _upgrade_user(request: web.Request):
+    found = security.request_token(request)
+    if found is None:
+        return None
+    token, source = found
+    if source == "cookie":
+        check_origin(request)
+    user, claims = await commands.user_for_token(request.app[CHAT_HUB], token)
+    await ratelimit.check_ws_connect_rate(request.app, user.user_id)
+    return user, claims
+
+
+@routes.get("/api/ws", name="ws")
+async def websocket(request: web.Request) -> web.StreamResponse:
+    hub = request.app[CHAT_HUB]
+    limits = request.app[WS_LIMITS]
+    if hub.closing:
+        raise Unavailable("The server is shutting down; reconnect elsewhere")
+    authenticated = await _upgrade_user(request)
+    ws = web.WebSocketResponse(
+        heartbeat=limits.heartbeat, max_msg_size=limits.max_frame_bytes, autoping=True
+    )
+    if not ws.can_prepare(request).ok:
+        raise ValidationFailed("GET /api/ws expects a WebSocket upgrade")
+    await ws.prepare(request)
+    conn = Connection(ws, request, limits)
+    hub.add_connection(conn)
+    try:
+        if authenticated is None:
+            authenticated = await _first_frame_auth(hub, conn)
+        if authenticated is not None:
+            user, claims = authenticated
+            conn.user_id = user.user_id
+            conn.role = user.role
+            conn.expire_at(claims.expires_at)
+            hub.authenticated(conn)
+            await _serve(hub, conn)
+    finally:
+        await hub.remove_connection(conn)
+        await conn.finish()
+    return ws
+
+
+async def _first_frame_auth(hub: ChatHub, conn: Connection):
+    try:
+        msg = await conn.ws.receive(timeout=conn.limits.auth_timeout)
+    except TimeoutError:
+        conn.close(CLOSE_UNAUTHORIZED, "authentication timeout")
+        return None
+    if msg.type is not WSMsgType.TEXT:
+        conn.close(CLOSE_UNAUTHORIZED, "authentication required")
+        return None
+    data, _ = parse(msg.data)
+    if not (isinstance(data, dict) and data.get("type") == "auth"):
+        conn.close(CLOSE_UNAUTHORIZED, "the first frame must be auth")
+        return None
+    token = data.get("token")
+    try:
+        if not isinstance(token, str) or set(data) != {"type", "token"}:
+            raise Unauthorized("The auth frame is {type: auth, token}")
+        user, claims = await commands.user_for_token(hub, token)
+    except NannyError as exc:
+        conn.close(CLOSE_UNAUTHORIZED, exc.message[:100])
+        return None
+    try:
+        await ratelimit.check_ws_connect_rate(hub.app, user.user_id)
+    except RateLimited as exc:
+        conn.close(CLOSE_POLICY, exc.message[:100])
+        return None
+    conn.send(dumps({"type": "authenticated", "user_id": user.user_id}))
+    return user, claims
+
+
+async def _serve(hub: ChatHub, conn: Connection) -> None:
+    limits = conn.limits
+    async for msg in conn.ws:
+        if conn.closing:
+            continue
+        if msg.type is WSMsgType.TEXT:
+            if not conn.rate.allow():
+                _, ref = parse(msg.data)
+                conn.send(
+                    error_frame(
+                        "rate_limited",
+                        f"More than {limits.frames_per_second:g} frames per second; slow down",
+                        ref,
+                    )
+                )
+                if conn.rate.strikes >= limits.strikes_before_close:
+                    conn.close(CLOSE_POLICY, "rate limit exceeded")
+                continue
+            data, ref = parse(msg.data)
+            if data is None:
+                conn.send(error_frame("bad_frame", "A frame must be JSON", None))
+                continue
+            conn.busy = True
+            try:
+                await dispatch(hub, conn, data, ref)
+            finally:
+                conn.busy = False
+            if conn.shutdown_requested:
+                conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        elif msg.type is WSMsgType.BINARY:
+            conn.send(error_frame("bad_frame", "Frames must be text (JSON)", None))
+
+
+async def _booking_listener(app: web.Application, booking: dict) -> None:
+    await app[CHAT_HUB].booking_changed(app, booking)
+
+
+def make_broker(app: web.Application) -> Broker:
+    settings = app[SETTINGS]
+    if settings.redis_url:
+        return RedisBroker(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            presence_ttl=settings.presence_ttl_seconds,
+        )
+    return InProcessBroker()
+
+
+async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The chat's resources, opened after the pool and closed before it."""
+    settings = app[SETTINGS]
+    broker = make_broker(app)
+    hub = ChatHub(app, broker, app[WS_LIMITS], settings.presence_ttl_seconds)
+    app[CHAT_HUB] = hub
+    if isinstance(broker, RedisBroker):
+        app[HEALTH_CHECKS]["redis"] = broker.ping
+    await broker.start()
+    on_booking_changed(app, _booking_listener)
+    heartbeat = asyncio.create_task(hub.run_presence_heartbeat(), name="nanny-presence")
+    yield
+    heartbeat.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await heartbeat
+    await hub.stop()
+    await broker.close()
+
+
+async def close_sockets(app: web.Application) -> None:
+    """on_shutdown: every socket gets 1001 after the frame it is handling, so clients
+    reconnect to another process while this one finishes."""
+    if CHAT_HUB in app:
+        await app[CHAT_HUB].shutdown()
