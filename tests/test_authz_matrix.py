@@ -22,7 +22,7 @@ from tests.factories import (
     owner_body,
     sitter_body,
 )
-from tests.rows import insert_booking, insert_pet, insert_service
+from tests.rows import insert_booking, insert_message, insert_pet, insert_service
 
 ROLES = ("anonymous", "owner", "other_owner", "sitter", "other_sitter", "unapproved", "admin")
 
@@ -59,6 +59,7 @@ async def build_world(client) -> World:
     finished = await book("confirmed", start=past)  # confirmed and past its end: completable
     completed = await book("completed")
     reviewed = await book("completed")
+    await insert_message(client, pending, owner.user_id)
     pool = client.app[POOL]
     review = await pool.fetchval(
         "INSERT INTO reviews (booking_id, owner_id, sitter_id, rating, comment) "
@@ -327,7 +328,7 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         "read mark",
         "POST",
         "/api/bookings/{pending}/read",
-        {"seq": 0},
+        {"seq": 1},
         {A: 401, OW: 204, OO: 404, S: 204, OS: 404, U: 404, AD: 403},
     ),
     (

@@ -135,10 +135,10 @@ async def test_who_may_use_the_chat(client):
     assert (await client.get(url)).status == 401
     assert (await client.post(url, json={"content": "x"})).status == 401
     resp = await client.get(url, headers=stranger.headers)
-    assert resp.status == 403 and (await resp.json())["code"] == "forbidden"
-    assert (await _send(client, stranger, booking_id, "x"))[0] == 403
+    assert resp.status == 404 and (await resp.json())["code"] == "not_found"
+    assert (await _send(client, stranger, booking_id, "x"))[0] == 404
     read = f"/api/bookings/{booking_id}/read"
-    assert (await client.post(read, json={"seq": 1}, headers=stranger.headers)).status == 403
+    assert (await client.post(read, json={"seq": 1}, headers=stranger.headers)).status == 404
     assert (await client.get(url, headers=admin.headers)).status == 200
     assert (await _send(client, admin, booking_id, "x"))[0] == 403
     assert (await client.get("/api/bookings/999999/messages", headers=owner.headers)).status == 404

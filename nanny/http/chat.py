@@ -89,6 +89,7 @@ async def list_messages(
 )
 async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
     booking_id = path_id(request)
+    request.app[CHAT_HUB].refuse_admin_writes(user.role)
     message, _ = await request.app[CHAT_HUB].send_message(
         user.user_id, booking_id, body.content, body.client_id
     )
@@ -107,5 +108,6 @@ async def send_message(request: web.Request, user: db_users.User, body: SendBody
 )
 async def mark_read(request: web.Request, user: db_users.User, body: ReadBody) -> web.Response:
     booking_id = path_id(request)
+    request.app[CHAT_HUB].refuse_admin_writes(user.role)
     await request.app[CHAT_HUB].mark_read(user.user_id, booking_id, body.seq)
     return web.Response(status=204)

@@ -66,6 +66,7 @@ async def unsubscribe(hub: ChatHub, conn: Connection, frame: Unsubscribe) -> Non
 
 @frame_handler("send", Send)
 async def send(hub: ChatHub, conn: Connection, frame: Send) -> None:
+    hub.refuse_admin_writes(conn.role)
     await hub.send_message(
         conn.user_id, frame.booking_id, frame.content, frame.client_id, ack_to=conn
     )
@@ -73,11 +74,13 @@ async def send(hub: ChatHub, conn: Connection, frame: Send) -> None:
 
 @frame_handler("typing", Typing)
 async def typing(hub: ChatHub, conn: Connection, frame: Typing) -> None:
+    hub.refuse_admin_writes(conn.role)
     await hub.typing(conn, frame.booking_id)
 
 
 @frame_handler("read", Read)
 async def read(hub: ChatHub, conn: Connection, frame: Read) -> None:
+    hub.refuse_admin_writes(conn.role)
     if frame.seq < 1:
         raise ValidationFailed("seq must be at least 1", details={"field": "seq"})
     await hub.mark_read(conn.user_id, frame.booking_id, frame.seq, origin=conn)

@@ -160,6 +160,12 @@ class ChatHub:
 
     # -- access --------------------------------------------------------------------------
 
+    @staticmethod
+    def refuse_admin_writes(role: str | None) -> None:
+        """Admins may watch any chat but take no part in it."""
+        if role == "admin":
+            raise Forbidden("Admins may read chats but not write in them")
+
     async def chat_access(self, booking_id: int) -> db_chat.ChatAccess:
         async with self.pool.acquire() as conn:
             access = await db_chat.get_chat_access(conn, booking_id)
@@ -173,13 +179,14 @@ class ChatHub:
     async def require_participant(self, user_id: int, booking_id: int) -> db_chat.ChatAccess:
         access = await self.chat_access(booking_id)
         if not access.is_participant(user_id):
-            raise Forbidden("Only the booking's owner and sitter may do this")
+            # As for bookings: to anyone outside it, someone else's booking does not exist.
+            raise NotFound(f"Booking {booking_id} does not exist")
         return access
 
     async def require_reader(self, user_id: int, role: str, booking_id: int) -> db_chat.ChatAccess:
         access = await self.chat_access(booking_id)
         if role != "admin" and not access.is_participant(user_id):
-            raise Forbidden("Only the booking's owner and sitter (and admins) may read this chat")
+            raise NotFound(f"Booking {booking_id} does not exist")
         return access
 
     # -- rooms ---------------------------------------------------------------------------
@@ -444,7 +451,7 @@ class ChatHub:
         if room is None or booking_id not in conn.cursors:
             await self.require_participant(conn.user_id, booking_id)
         elif not room.is_participant(conn.user_id):
-            raise Forbidden("Only the booking's owner and sitter may do this")
+            raise NotFound(f"Booking {booking_id} does not exist")
         frame = dumps({"type": "typing", "booking_id": booking_id, "user_id": conn.user_id})
         self._to_room(booking_id, frame, skip_user=conn.user_id)
         self.broker.publish({"k": "t", "b": booking_id, "u": conn.user_id}, frame)
