@@ -7,9 +7,11 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
-from nanny import metrics, ratelimit
+from nanny import PROJECT_ROOT, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
@@ -17,12 +19,14 @@ from nanny.events import BOOKING_LISTENERS
 from nanny.expiry import expiry_ctx
 from nanny.http import (
     admin,
+    admin_charts,
     auth,
     bookings,
     chat,
     headers,
     health,
     openapi,
+    pages,
     payments,
     pets,
     reviews,
@@ -88,6 +92,18 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+def setup_pages(app: web.Application) -> None:
+    """Templates (autoescaped: user data is never markup) and the static scripts and styles."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(PROJECT_ROOT / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    # append_version puts a content hash in every static URL, so a deploy is never half-cached.
+    app.router.add_static("/static/", PROJECT_ROOT / "static", name="static", append_version=True)
+
+
 def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI finds one)")
@@ -123,7 +139,10 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
+    app.add_routes(admin_charts.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(pages.routes)
+    setup_pages(app)
     app.add_routes(openapi.routes)
     app.on_startup.append(openapi.build_on_startup)
     return app

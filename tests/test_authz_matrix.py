@@ -402,6 +402,13 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         {A: 401, OW: 403, OO: 403, S: 403, OS: 403, U: 403, AD: 200},
     ),
     (
+        "bookings per day",
+        "GET",
+        "/api/admin/stats/bookings-per-day",
+        None,
+        {A: 401, OW: 403, OO: 403, S: 403, OS: 403, U: 403, AD: 200},
+    ),
+    (
         "health",
         "GET",
         "/api/health",

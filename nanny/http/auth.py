@@ -120,7 +120,11 @@ def _check_role_field(sent: str | None, role: str) -> None:
         )
 
 
-async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
+async def register_account(
+    request: web.Request, body: RegisterOwner | RegisterSitter, role: str
+) -> int:
+    """Create the account (and a pending sitter profile). The API and the register page share
+    it, so both paths keep the same rules and limits."""
     _check_role_field(body.role, role)
     await ratelimit.check_register_rate(request, body.email)
     password_hash = await security.hash_password(request.app, body.password)
@@ -144,8 +148,31 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
                 preferences=body.preferences,
                 location=body.location,
             )
+    return user_id
+
+
+async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, role: str):
+    user_id = await register_account(request, body, role)
     message = "Owner registered" if role == "owner" else "Sitter registered; awaiting approval"
     return json_response({"user_id": user_id, "message": message}, status=201)
+
+
+async def check_credentials(request: web.Request, email: str, password: str) -> db_users.User:
+    """The live user with this e-mail and password; the same 401 for either being wrong.
+    The API and the login page share it, so both paths keep the same rules and limits."""
+    await ratelimit.check_login_rate(request, email)
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        creds = await db_users.get_credentials(conn, email)
+    hashed = creds.password_hash if creds else None
+    ok = await security.verify_password(request.app, password, hashed)
+    if not ok or creds is None:
+        raise Unauthorized("Wrong e-mail or password")
+    async with pool.acquire() as conn:
+        user = await db_users.get_user(conn, creds.user_id)
+    if user is None:  # deleted between the two reads
+        raise Unauthorized("Wrong e-mail or password")
+    return user
 
 
 @routes.post("/api/auth/register/owner", name="register_owner")
@@ -183,19 +210,7 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
     errors=(ValidationFailed, Unauthorized, RateLimited),
 )
 async def login(request: web.Request, body: Login) -> web.Response:
-    await ratelimit.check_login_rate(request, body.email)
-    pool = request.app[POOL]
-    async with pool.acquire() as conn:
-        creds = await db_users.get_credentials(conn, body.email)
-    ok = await security.verify_password(
-        request.app, body.password, creds.password_hash if creds else None
-    )
-    if not ok or creds is None:
-        raise Unauthorized("Wrong e-mail or password")
-    async with pool.acquire() as conn:
-        user = await db_users.get_user(conn, creds.user_id)
-    if user is None:  # deleted between the two reads
-        raise Unauthorized("Wrong e-mail or password")
+    user = await check_credentials(request, body.email, body.password)
     token, expires_at = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
     return json_response(
         {

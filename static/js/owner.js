@@ -1,0 +1,413 @@
+// Owner dashboard: pets, service search, booking with the price shown first, bookings with live status.
+import { api, apiList, me } from './api.js';
+import { bookingCard, BookingNames } from './bookings.js';
+import {
+  $, h, busy, clearErrors, startPage, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars, toast,
+} from './dom.js';
+import { LiveSocket } from './live.js';
+
+const PAGE_SIZE = 12;
+const pets = new Map();
+const names = new BookingNames();
+const bookings = new Map();
+let search = { offset: 0, total: 0, query: {} };
+
+// --- pets ----------------------------------------------------------------------------------
+
+const petForm = $('#pet-form');
+
+async function loadPets() {
+  const { items } = await apiList(`/api/owners/${me.id}/pets`, { query: { limit: 200 } });
+  pets.clear();
+  for (const pet of items) pets.set(pet.pet_id, pet);
+  renderPets();
+}
+
+function renderPets() {
+  const list = $('#pet-list');
+  list.replaceChildren(
+    ...[...pets.values()].map((pet) =>
+      h('li', { class: 'pet', dataset: { petId: pet.pet_id } },
+        h('span', { class: 'pet-icon', 'aria-hidden': 'true', text: pet.name.slice(0, 1).toUpperCase() }),
+        h('div', { class: 'pet-body' },
+          h('strong', { text: pet.name }),
+          h('p', { text: `${PET_LABEL[pet.type] || pet.type} · ${pet.age} ${pet.age === 1 ? 'year' : 'years'}${pet.notes ? ` · ${pet.notes}` : ''}` })),
+        h('div', { class: 'btn-row' },
+          h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Edit', 'aria-label': `Edit ${pet.name}`, onclick: () => openPetForm(pet) }),
+          h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: 'Delete', 'aria-label': `Delete ${pet.name}`, onclick: () => deletePet(pet) })))),
+  );
+  $('#pets-empty').hidden = pets.size > 0;
+  names.pets = new Map([...pets.values()].map((p) => [p.pet_id, p.name]));
+}
+
+function openPetForm(pet) {
+  clearErrors(petForm);
+  petForm.reset();
+  petForm.elements.pet_id.value = pet ? pet.pet_id : '';
+  $('#pet-form-title').textContent = pet ? `Edit ${pet.name}` : 'Add a pet';
+  if (pet) {
+    petForm.elements.name.value = pet.name;
+    petForm.elements.type.value = pet.type;
+    petForm.elements.age.value = pet.age;
+    petForm.elements.notes.value = pet.notes;
+  }
+  petForm.hidden = false;
+  petForm.elements.name.focus();
+}
+
+petForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(petForm);
+  const body = formJson(petForm, ['name', 'type', 'notes']);
+  const age = petForm.elements.age.value.trim();
+  body.age = /^\d+$/.test(age) ? Number(age) : age;
+  const id = petForm.elements.pet_id.value;
+  await busy($('#pet-save'), async () => {
+    try {
+      const pet = id
+        ? await api(`/api/pets/${id}`, { method: 'PUT', body })
+        : await api('/api/pets', { method: 'POST', body });
+      pets.set(pet.pet_id, pet);
+      renderPets();
+      petForm.hidden = true;
+      toast(id ? `${pet.name} updated` : `${pet.name} added`);
+    } catch (err) {
+      showError(petForm, err);
+    }
+  });
+});
+
+async function deletePet(pet) {
+  const ok = await confirmAction(`Delete ${pet.name}?`, 'Past bookings stay in your history.', 'Delete pet');
+  if (!ok) return;
+  try {
+    await api(`/api/pets/${pet.pet_id}`, { method: 'DELETE' });
+    pets.delete(pet.pet_id);
+    renderPets();
+    toast(`${pet.name} deleted`);
+  } catch (err) {
+    toast(err.message, 'error');
+  }
+}
+
+$('#pet-add').addEventListener('click', () => openPetForm(null));
+$('#pet-cancel').addEventListener('click', () => { petForm.hidden = true; });
+
+// --- search --------------------------------------------------------------------------------
+
+const searchForm = $('#search-form');
+
+async function runSearch(offset = 0) {
+  const query = { ...formJson(searchForm, ['type', 'location', 'min_price', 'max_price', 'min_rating', 'sort']), limit: PAGE_SIZE, offset };
+  const errorBox = $('#search-error');
+  errorBox.hidden = true;
+  try {
+    const { items, total } = await apiList('/api/services/search', { query });
+    search = { offset, total, query };
+    renderResults(items);
+  } catch (err) {
+    errorBox.textContent = err.message;
+    errorBox.hidden = false;
+  }
+}
+
+function renderResults(items) {
+  for (const s of items) {
+    names.sitters.set(s.sitter_id, s.sitter_name);
+    names.services.set(s.service_id, s.type);
+  }
+  $('#service-results').replaceChildren(
+    ...items.map((s) =>
+      h('li', { class: 'service', dataset: { serviceId: s.service_id } },
+        h('div', { class: 'service-head' },
+          h('span', { class: 'service-type', text: SERVICE_LABEL[s.type] || s.type }),
+          h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ' / h' }))),
+        h('p', { class: 'service-sitter', text: s.sitter_name }),
+        h('p', { class: 'service-location', text: s.location }),
+        s.description ? h('p', { class: 'service-desc', text: s.description }) : null,
+        h('div', { class: 'service-foot' },
+          stars(s.rating, s.total_reviews),
+          h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Book', 'aria-label': `Book ${SERVICE_LABEL[s.type] || s.type} with ${s.sitter_name}`, onclick: () => openBooking(s) })))),
+  );
+  $('#search-empty').hidden = items.length > 0;
+  const pager = $('#search-pager');
+  pager.hidden = search.total <= PAGE_SIZE;
+  $('#search-range').textContent = `${search.offset + 1}–${search.offset + items.length} of ${search.total}`;
+  $('#search-prev').disabled = search.offset === 0;
+  $('#search-next').disabled = search.offset + items.length >= search.total;
+}
+
+searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  runSearch(0);
+});
+$('#search-prev').addEventListener('click', () => runSearch(Math.max(0, search.offset - PAGE_SIZE)));
+$('#search-next').addEventListener('click', () => runSearch(search.offset + PAGE_SIZE));
+
+// --- booking dialog ------------------------------------------------------------------------
+
+const bookDialog = $('#book-dialog');
+const bookForm = $('#book-form');
+let bookingService = null;
+
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function openBooking(service) {
+  if (pets.size === 0) {
+    toast('Add a pet first, then book a sitter for it.', 'error');
+    openPetForm(null);
+    return;
+  }
+  bookingService = service;
+  clearErrors(bookForm);
+  $('#book-summary').textContent = `${SERVICE_LABEL[service.type] || service.type} with ${service.sitter_name} · ${money(service.price_per_hour)} per hour`;
+  $('#book-pet').replaceChildren(...[...pets.values()].map((p) => h('option', { value: p.pet_id, text: `${p.name} (${PET_LABEL[p.type] || p.type})` })));
+  const start = new Date();
+  start.setDate(start.getDate() + 1);
+  start.setHours(10, 0, 0, 0);
+  const end = new Date(start.getTime() + 2 * 3600 * 1000);
+  bookForm.elements.start_time.value = localInputValue(start);
+  bookForm.elements.end_time.value = localInputValue(end);
+  updatePrice();
+  bookDialog.showModal();
+}
+
+function bookingTimes() {
+  const start = new Date(bookForm.elements.start_time.value);
+  const end = new Date(bookForm.elements.end_time.value);
+  return { start, end, valid: !Number.isNaN(start.getTime()) && !Number.isNaN(end.getTime()) && end > start };
+}
+
+// The same rule as the server: price per hour × hours, rounded to 2 places.
+function updatePrice() {
+  const { start, end, valid } = bookingTimes();
+  const confirmButton = $('#book-confirm');
+  if (!bookingService || !valid) {
+    $('#book-hours').textContent = 'Choose an end after the start';
+    $('#book-price').textContent = '—';
+    confirmButton.disabled = true;
+    return;
+  }
+  const hours = (end - start) / 3600000;
+  const total = Math.round(Number(bookingService.price_per_hour) * hours * 100) / 100;
+  $('#book-hours').textContent = `${Number(hours.toFixed(2))} h × ${money(bookingService.price_per_hour)}`;
+  $('#book-price').textContent = money(total);
+  confirmButton.disabled = false;
+}
+
+bookForm.elements.start_time.addEventListener('input', updatePrice);
+bookForm.elements.end_time.addEventListener('input', updatePrice);
+$('#book-cancel').addEventListener('click', () => bookDialog.close());
+
+bookForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(bookForm);
+  const { start, end, valid } = bookingTimes();
+  if (!valid) return;
+  const body = {
+    sitter_id: bookingService.sitter_id,
+    service_id: bookingService.service_id,
+    pet_id: Number(bookForm.elements.pet_id.value),
+    start_time: start.toISOString(),
+    end_time: end.toISOString(),
+  };
+  await busy($('#book-confirm'), async () => {
+    try {
+      const created = await api('/api/bookings', { method: 'POST', body });
+      bookDialog.close();
+      toast(`Booked! ${money(created.total_price)} — waiting for the sitter to confirm.`);
+      await refreshBooking(created.booking_id, true);
+    } catch (err) {
+      showError(bookForm, err);
+    }
+  });
+});
+
+// --- bookings ------------------------------------------------------------------------------
+
+const filter = $('#booking-filter');
+
+async function loadBookings() {
+  const { items } = await apiList(`/api/owners/${me.id}/bookings`, { query: { status: filter.value, limit: 100 } });
+  bookings.clear();
+  for (const b of items) bookings.set(b.booking_id, b);
+  await names.resolve(items);
+  renderBookings();
+}
+
+function actionsFor(b) {
+  const actions = [h('a', { class: 'btn btn-secondary btn-sm', href: `/bookings/${b.booking_id}/chat`, text: 'Chat' })];
+  if (b.status === 'pending' || b.status === 'confirmed') {
+    actions.push(h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Cancel', dataset: { action: 'cancel' }, onclick: () => cancelBooking(b) }));
+  }
+  if ((b.status === 'confirmed' || b.status === 'completed') && b.paid === false) {
+    actions.push(h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Pay', dataset: { action: 'pay' }, onclick: () => openPay(b) }));
+  }
+  if (b.status === 'completed' && b.reviewed === false) {
+    actions.push(h('button', { type: 'button', class: 'btn btn-secondary btn-sm', text: 'Leave a review', dataset: { action: 'review' }, onclick: () => openReview(b) }));
+  }
+  return actions;
+}
+
+function noteFor(b) {
+  if (b.status === 'pending') return 'Waiting for the sitter to confirm.';
+  if (b.paid === true) return 'Paid.';
+  if (b.reviewed === true) return 'Reviewed — thank you!';
+  return null;
+}
+
+function renderBookings() {
+  const list = $('#booking-list');
+  const rows = [...bookings.values()].filter((b) => !filter.value || b.status === filter.value);
+  list.replaceChildren(...rows.map((b) => bookingCard(b, { who: names.sitterName(b.sitter_id, b), names, actions: actionsFor(b), note: noteFor(b) })));
+  $('#bookings-empty').hidden = rows.length > 0;
+  for (const b of rows) loadExtras(b);
+}
+
+// Whether a booking is paid or reviewed decides which buttons it gets; fetched once per booking.
+async function loadExtras(b) {
+  if ((b.status === 'confirmed' || b.status === 'completed') && b.paid === undefined) {
+    try {
+      const { items } = await apiList(`/api/bookings/${b.booking_id}/payments`);
+      b.paid = items.some((p) => p.status === 'paid');
+    } catch {
+      b.paid = null;
+    }
+    replaceCard(b);
+  }
+  if (b.status === 'completed' && b.reviewed === undefined) {
+    try {
+      await api(`/api/bookings/${b.booking_id}/review`);
+      b.reviewed = true;
+    } catch (err) {
+      b.reviewed = err.status === 404 ? false : null;
+    }
+    replaceCard(b);
+  }
+}
+
+function replaceCard(b, fresh = false) {
+  const old = document.querySelector(`.booking[data-booking-id="${b.booking_id}"]`);
+  const card = bookingCard(b, { who: names.sitterName(b.sitter_id, b), names, actions: actionsFor(b), note: noteFor(b) });
+  if (fresh) card.classList.add('is-new');
+  if (old) old.replaceWith(card);
+  else if (!filter.value || filter.value === b.status) {
+    $('#booking-list').prepend(card);
+    $('#bookings-empty').hidden = true;
+  }
+}
+
+async function refreshBooking(id, fresh = false) {
+  const b = await api(`/api/bookings/${id}`);
+  applyBooking(b, fresh);
+}
+
+async function applyBooking(b, fresh = false) {
+  const known = bookings.get(b.booking_id);
+  if (known && known.status === b.status) {
+    b.paid = known.paid;
+    b.reviewed = known.reviewed;
+  }
+  bookings.set(b.booking_id, b);
+  await names.resolve([b]);
+  replaceCard(b, fresh);
+  loadExtras(b);
+}
+
+async function cancelBooking(b) {
+  const ok = await confirmAction('Cancel this booking?', 'The sitter is notified right away. A paid booking is refunded.', 'Cancel booking');
+  if (!ok) return;
+  try {
+    applyBooking(await api(`/api/bookings/${b.booking_id}/cancel`, { method: 'POST' }));
+    toast('Booking cancelled');
+  } catch (err) {
+    toast(err.message, 'error');
+  }
+}
+
+filter.addEventListener('change', renderBookings);
+
+// --- pay and review ------------------------------------------------------------------------
+
+const payDialog = $('#pay-dialog');
+const payForm = $('#pay-form');
+let payingFor = null;
+
+function openPay(b) {
+  payingFor = b;
+  clearErrors(payForm);
+  $('#pay-amount').textContent = money(b.total_price);
+  payDialog.showModal();
+}
+
+$('#pay-cancel').addEventListener('click', () => payDialog.close());
+payForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(payForm);
+  try {
+    await api(`/api/bookings/${payingFor.booking_id}/payments`, { method: 'POST', body: { method: payForm.elements.method.value } });
+    payingFor.paid = true;
+    replaceCard(payingFor);
+    payDialog.close();
+    toast(`Paid ${money(payingFor.total_price)}`);
+  } catch (err) {
+    showError(payForm, err);
+  }
+});
+
+const reviewDialog = $('#review-dialog');
+const reviewForm = $('#review-form');
+let reviewing = null;
+
+function openReview(b) {
+  reviewing = b;
+  clearErrors(reviewForm);
+  reviewForm.reset();
+  reviewDialog.showModal();
+}
+
+$('#review-cancel').addEventListener('click', () => reviewDialog.close());
+reviewForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(reviewForm);
+  const body = {
+    booking_id: reviewing.booking_id,
+    rating: Number(reviewForm.elements.rating.value),
+    comment: reviewForm.elements.comment.value,
+  };
+  try {
+    await api('/api/reviews', { method: 'POST', body });
+    reviewing.reviewed = true;
+    replaceCard(reviewing);
+    reviewDialog.close();
+    toast('Thank you for your review!');
+  } catch (err) {
+    showError(reviewForm, err);
+  }
+});
+
+// --- live ----------------------------------------------------------------------------------
+
+const live = new LiveSocket();
+live.on('booking', (frame) => {
+  const b = frame.booking;
+  if (!b || b.owner_id !== me.id) return;
+  const before = bookings.get(b.booking_id);
+  applyBooking(b, true);
+  if (before && before.status !== b.status) {
+    toast(`Booking #${b.booking_id} is now ${b.status}`);
+  }
+});
+// After a reconnect, anything that changed while offline is read again.
+let firstOpen = true;
+live.onOpen(() => {
+  if (!firstOpen) loadBookings();
+  firstOpen = false;
+});
+
+await startPage([loadPets(), runSearch(0)]);
+await startPage([loadBookings()]);
+document.body.dataset.ready = 'true';

@@ -1,0 +1,659 @@
+"""The pages in a real headless Chromium (Debian's, driven by Playwright) against a live server:
+sign-in, live booking status, the booking chat, the admin dashboard, CSRF and XSS.
+
+Screenshots of every main page land in test-output/screenshots/ for a human to look at."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from nanny import PROJECT_ROOT
+from nanny.app import create_app
+from nanny.keys import POOL
+from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
+from tests.faults import TcpProxy
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+PHONE = {"width": 375, "height": 780}
+DESKTOP = {"width": 1280, "height": 860}
+
+try:
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+    from playwright.async_api import expect as _expect
+except ImportError:  # pragma: no cover - the test extra installs it
+    async_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(async_playwright is None, reason="the playwright package is not installed"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="no Chromium at /usr/bin/chromium (.ci/run installs Debian's chromium)",
+    ),
+    pytest.mark.timeout(120),
+]
+
+
+def expect(target):
+    return _expect(target)
+
+
+def has_route(app: web.Application, method: str, path: str) -> bool:
+    for route in app.router.routes():
+        resource = route.resource
+        if route.method in (method, "*") and resource is not None and resource.canonical == path:
+            return True
+    return False
+
+
+def needs(app: web.Application, *routes: tuple[str, str, str]) -> None:
+    """Skip, naming the missing endpoint and the branch that brings it, until it is merged."""
+    for method, path, branch in routes:
+        if not has_route(app, method, path):
+            pytest.skip(f"needs {method} {path} (branch {branch}), not merged yet")
+
+
+WS = ("GET", "/api/ws", "chat")
+
+# The policy the pages must live with: only our own files run, nothing inline.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+async def _strict_csp(request: web.Request, response: web.StreamResponse) -> None:
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", STRICT_CSP)
+
+
+@pytest.fixture
+async def server(settings) -> AsyncIterator[TestServer]:
+    app = create_app(settings)
+    app.on_response_prepare.append(_strict_csp)
+    srv = TestServer(app, host="127.0.0.1")
+    await srv.start_server()
+    yield srv
+    await srv.close()
+
+
+@pytest.fixture
+async def api(server) -> AsyncIterator[TestClient]:
+    """A plain HTTP client on the same live server, for setting up data through the API."""
+    client = TestClient(server)
+    await client.start_server()
+    yield client
+    await client.session.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+class PageErrors(list):
+    """Uncaught script errors and Content-Security-Policy violations of the watched pages."""
+
+    def watch(self, page: Page) -> Page:
+        page.on("pageerror", lambda exc: self.append(str(exc)))
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.append(message.text)
+
+
+@pytest.fixture
+def page_errors() -> PageErrors:
+    errors = PageErrors()
+    yield errors
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def new_context(browser: Browser, viewport=DESKTOP) -> BrowserContext:
+    return await browser.new_context(viewport=viewport, locale="en-GB", timezone_id="Asia/Almaty")
+
+
+async def sign_in(context: BrowserContext, base: str, email: str, errors: PageErrors) -> Page:
+    page = errors.watch(await context.new_page())
+    await page.goto(f"{base}/login")
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(lambda url: "/login" not in url)
+    return page
+
+
+async def no_horizontal_scroll(page: Page) -> None:
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    viewport = page.viewport_size["width"]
+    assert width <= viewport, f"{page.url} is {width}px wide on a {viewport}px screen"
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+async def test_register_and_sign_in_pages(server, api, browser, page_errors):
+    base = base_url(server)
+    context = await new_context(browser)
+    page = page_errors.watch(await context.new_page())
+    await page.goto(f"{base}/")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Pet sitters")
+    await screenshot(page, "landing")
+
+    await page.goto(f"{base}/register")
+    # The sitter fields appear only for sitters (CSS :has, no script needed).
+    await expect(page.get_by_label("City or district")).to_be_hidden()
+    await page.get_by_text("A pet sitter").click()
+    await expect(page.get_by_label("City or district")).to_be_visible()
+    await page.get_by_label("Full name").fill("Dana Sitter")
+    await page.get_by_label("E-mail").fill("dana@example.kz")
+    await page.get_by_label("Phone").fill("8 701 000")
+    await page.get_by_label("Password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    # Server-side errors, each next to its field, and the form keeps what was typed.
+    await expect(page.locator("#e-phone")).to_contain_text("international format")
+    await expect(page.locator("#e-password")).to_contain_text("at least 8")
+    await expect(page.locator("#e-location")).to_contain_text("city")
+    await expect(page.get_by_label("Full name")).to_have_value("Dana Sitter")
+    await expect(page.get_by_label("City or district")).to_be_visible()
+    await screenshot(page, "register-errors")
+
+    await page.get_by_label("Phone").fill("+77010001234")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("City or district").fill("Almaty")
+    await page.get_by_role("button", name="Create account").click()
+    await page.wait_for_url(f"{base}/sitter")
+    await expect(page.locator("#approval-status")).to_have_text("Pending")
+    cookies = {c["name"]: c for c in await context.cookies()}
+    assert cookies["nanny_token"]["httpOnly"] and cookies["nanny_token"]["sameSite"] == "Lax"
+    assert await page.evaluate("document.cookie.includes('nanny_token')") is False
+
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{base}/login")
+    await page.get_by_label("E-mail").fill("dana@example.kz")
+    await page.get_by_label("Password").fill("wrong-password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Wrong e-mail or password")
+    await screenshot(page, "login-error")
+    await context.close()
+
+    phone = await new_context(browser, PHONE)
+    page = page_errors.watch(await phone.new_page())
+    for path, name in (("/login", "login"), ("/register", "register"), ("/", "landing")):
+        await page.goto(f"{base}{path}")
+        await no_horizontal_scroll(page)
+        await screenshot(page, f"phone-{name}")
+    await phone.close()
+
+
+async def test_wrong_role_sees_a_403_page(server, api, browser, page_errors):
+    base = base_url(server)
+    owner = await make_owner(api)
+    context = await new_context(browser)
+    page = await sign_in(context, base, owner.email, page_errors)
+    response = await page.goto(f"{base}/admin")
+    assert response.status == 403
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "This page is not for your account"
+    )
+    await screenshot(page, "error-403")
+    await context.close()
+
+
+async def test_cross_site_forms_without_the_token_are_refused(server, api, browser, page_errors):
+    """Another site (another port on the same host: same-site, so SameSite does not help and the
+    token is what refuses) posts our forms in a signed-in browser."""
+    base = base_url(server)
+    owner = await make_owner(api)
+    evil = web.Application()
+
+    async def evil_page(request: web.Request) -> web.Response:
+        return web.Response(
+            content_type="text/html",
+            text=f"""<!doctype html><title>Win a prize</title>
+            <form id="out" method="post" action="{base}/logout"><button>Claim</button></form>
+            <form id="in" method="post" action="{base}/login">
+              <input name="email" value="{owner.email}"><input name="password" value="{PASSWORD}">
+              <button>Login</button></form>""",
+        )
+
+    evil.router.add_get("/", evil_page)
+    evil_server = TestServer(evil, host="127.0.0.1")
+    await evil_server.start_server()
+    try:
+        context = await new_context(browser)
+        page = await sign_in(context, base, owner.email, page_errors)
+        await page.goto(str(evil_server.make_url("/")))
+        async with page.expect_navigation():
+            await page.locator("#out button").click()
+        assert page.url == f"{base}/logout"
+        await expect(page.get_by_role("heading", level=1)).to_have_text(
+            "This form could not be accepted"
+        )
+        response = await page.goto(f"{base}/owner")
+        assert response.status == 200, "the cross-site post must not have signed the user out"
+
+        await page.goto(str(evil_server.make_url("/")))
+        async with page.expect_navigation():
+            await page.locator("#in button").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text(
+            "This form could not be accepted"
+        )
+        await screenshot(page, "error-csrf")
+
+        if has_route(server.app, "POST", "/api/pets"):
+            # The evil site's script writes to the API with the victim's cookie but no token.
+            await page.goto(str(evil_server.make_url("/")))
+            await page.evaluate(
+                """url => fetch(url, {method: 'POST', credentials: 'include', mode: 'no-cors',
+                    headers: {'Content-Type': 'text/plain'},
+                    body: JSON.stringify({name: 'Evil', type: 'cat', age: 1, notes: ''})})""",
+                f"{base}/api/pets",
+            )
+            async with api.app[POOL].acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM pets") == 0
+        await context.close()
+    finally:
+        await evil_server.close()
+
+
+# --- owner and sitter --------------------------------------------------------------------------
+
+
+async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser, page_errors):
+    needs(
+        server.app,
+        ("POST", "/api/pets", "market"),
+        ("POST", "/api/services", "market"),
+        ("GET", "/api/services/search", "market"),
+        ("POST", "/api/bookings", "market"),
+        WS,
+    )
+    base = base_url(server)
+    owner = await make_owner(api, full_name="Aigerim Owner")
+    sitter = await make_sitter(api, full_name="Daniyar Sitter", location="Almaty")
+
+    # The sitter publishes a service on the dashboard, which then stays open.
+    sitter_ctx = await new_context(browser)
+    sitter_page = await sign_in(sitter_ctx, base, sitter.email, page_errors)
+    await expect(sitter_page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(sitter_page.locator("#bookings-empty")).to_be_visible()
+    await sitter_page.get_by_role("button", name="Add a service").click()
+    await sitter_page.get_by_label("Service", exact=True).select_option("home-care")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    price_error = sitter_page.locator('[data-error-for="price_per_hour"]')
+    await expect(price_error).to_be_visible()
+    await sitter_page.get_by_label("Price per hour (₸)").fill("2500")
+    await sitter_page.get_by_label("Description").fill("Long park walks")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    service = sitter_page.locator("#service-list .service")
+    await expect(service).to_contain_text("Home care")
+    await service.get_by_role("button", name="Edit").click()
+    await sitter_page.get_by_label("Service", exact=True).select_option("walking")
+    await sitter_page.get_by_role("button", name="Save service").click()
+    await expect(service).to_contain_text("Walking")
+    await expect(service).to_contain_text("2,500.00 ₸")
+
+    owner_ctx = await new_context(browser)
+    page = await sign_in(owner_ctx, base, owner.email, page_errors)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+    # A pet, through the page's form (a server-side error first, shown next to the field).
+    await page.get_by_role("button", name="Add a pet").click()
+    await page.get_by_label("Name").fill("Rex")
+    await page.get_by_label("Age (years)").fill("99")
+    await page.get_by_role("button", name="Save pet").click()
+    await expect(page.locator('[data-error-for="age"]')).to_be_visible()
+    await page.get_by_label("Age (years)").fill("4")
+    await page.get_by_role("button", name="Save pet").click()
+    await expect(page.locator("#pet-list")).to_contain_text("Rex")
+    # A second pet, edited, then deleted after a confirmation step.
+    await page.get_by_role("button", name="Add a pet").click()
+    await page.get_by_label("Name").fill("Tom")
+    await page.get_by_label("Kind").select_option("cat")
+    await page.get_by_role("button", name="Save pet").click()
+    await page.get_by_role("button", name="Edit Tom").click()
+    await page.get_by_label("Age (years)").fill("7")
+    await page.get_by_role("button", name="Save pet").click()
+    await expect(page.locator(".pet", has_text="Tom")).to_contain_text("Cat · 7 years")
+    await page.get_by_role("button", name="Delete Tom").click()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Delete pet").click()
+    await expect(page.locator(".pet")).to_have_count(1)
+
+    await page.get_by_label("Location").fill("alma")
+    await page.get_by_role("button", name="Search").click()
+    result = page.locator(".service", has_text="Daniyar Sitter")
+    await expect(result).to_contain_text("2,500.00 ₸")
+    await screenshot(page, "owner-dashboard")
+    await result.get_by_role("button", name="Book").click()
+    await page.get_by_label("Starts").fill("2031-05-10T10:00")
+    await page.get_by_label("Ends").fill("2031-05-10T13:30")
+    # The price is computed and shown before confirming.
+    await expect(page.locator("#book-price")).to_have_text("8,750.00 ₸")
+    await screenshot(page, "owner-book-dialog")
+    await page.get_by_role("button", name="Confirm booking").click()
+    card = page.locator(".booking").first
+    await expect(card.locator(".badge")).to_have_text("Pending")
+    await expect(card).to_contain_text("8,750.00 ₸")
+
+    # The new booking arrives on the sitter's open page, without a reload.
+    incoming = sitter_page.locator(".booking").first
+    await expect(incoming.locator(".badge")).to_have_text("Pending")
+    await expect(incoming).to_contain_text("Walking for Rex")
+    await expect(incoming).to_contain_text("Aigerim Owner")
+    await screenshot(sitter_page, "sitter-dashboard")
+    await incoming.get_by_role("button", name="Confirm").click()
+    await expect(incoming.locator(".badge")).to_have_text("Confirmed")
+
+    # The owner's page was never reloaded either: the WebSocket brought the confirmation.
+    await expect(card.locator(".badge")).to_have_text("Confirmed", timeout=5000)
+    await screenshot(page, "owner-confirmed-live")
+    await card.get_by_role("button", name="Pay").click()
+    await expect(page.locator("#pay-amount")).to_have_text("8,750.00 ₸")
+    await page.get_by_role("button", name="Pay now").click()
+    await expect(card).to_contain_text("Paid.")
+    await expect(card.get_by_role("button", name="Pay")).to_have_count(0)
+
+    # The owner cancels; the sitter sees it live.
+    await card.get_by_role("button", name="Cancel").click()
+    await page.locator("#confirm-dialog").get_by_role("button", name="Cancel booking").click()
+    await expect(card.locator(".badge")).to_have_text("Cancelled")
+    await expect(incoming.locator(".badge")).to_have_text("Cancelled", timeout=5000)
+
+    phone = await new_context(browser, PHONE)
+    for account, path, name in ((owner, "/owner", "owner"), (sitter, "/sitter", "sitter")):
+        p = await sign_in(phone, base, account.email, page_errors)
+        await p.goto(f"{base}{path}")
+        await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+        await no_horizontal_scroll(p)
+        await screenshot(p, f"phone-{name}-dashboard")
+        await p.close()
+        await phone.clear_cookies()
+    for ctx in (owner_ctx, sitter_ctx, phone):
+        await ctx.close()
+
+
+async def test_owner_reviews_a_completed_booking(server, api, browser, page_errors):
+    needs(
+        server.app,
+        ("POST", "/api/reviews", "admin"),
+        ("GET", "/api/bookings/{booking_id}/review", "admin"),
+        ("GET", "/api/owners/{owner_id}/bookings", "market"),
+    )
+    base = base_url(server)
+    owner, sitter, booking_id = await _booking_between(api)
+    async with api.app[POOL].acquire() as conn:
+        await conn.execute(
+            "UPDATE bookings SET status = 'completed', start_time = now() - interval '3 hours',"
+            " end_time = now() - interval '1 hour' WHERE booking_id = $1",
+            booking_id,
+        )
+    context = await new_context(browser)
+    page = await sign_in(context, base, owner.email, page_errors)
+    card = page.locator(f'.booking[data-booking-id="{booking_id}"]')
+    await expect(card.locator(".badge")).to_have_text("Completed")
+    await card.get_by_role("button", name="Leave a review").click()
+    await page.locator('label[for="rate-4"]').click()
+    await page.get_by_label("Comment").fill("Rex came back happy")
+    await screenshot(page, "owner-review-dialog")
+    await page.get_by_role("button", name="Publish review").click()
+    await expect(card).to_contain_text("Reviewed")
+    await expect(card.get_by_role("button", name="Leave a review")).to_have_count(0)
+    async with api.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT rating, comment FROM reviews WHERE booking_id = $1", booking_id
+        )
+    assert tuple(row) == (4, "Rex came back happy")
+    await page.reload()
+    await expect(card).to_contain_text("Reviewed")
+    del sitter
+    await context.close()
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+
+async def _booking_between(api: TestClient):
+    owner = await make_owner(api, full_name="Aigerim Owner")
+    sitter = await make_sitter(api, full_name="Daniyar Sitter")
+    from tests.page_helpers import make_booking
+
+    booking_id = await make_booking(api.app[POOL], owner.user_id, sitter.user_id)
+    return owner, sitter, booking_id
+
+
+async def test_owner_and_sitter_chat_live(server, api, browser, page_errors):
+    needs(server.app, WS, ("GET", "/api/bookings/{id}/messages", "chat"))
+    base = base_url(server)
+    owner, sitter, booking_id = await _booking_between(api)
+    # Many old messages, so the history loads in pages as the reader scrolls up.
+    for n in range(1, 61):
+        who = owner if n % 2 else sitter
+        resp = await api.post(
+            f"/api/bookings/{booking_id}/messages",
+            json={"content": f"old message {n}"},
+            headers=who.headers,
+        )
+        assert resp.status == 201, await resp.text()
+
+    # The sitter reaches the server through a proxy that the test can cut.
+    proxy = TcpProxy(host="127.0.0.1", port=server.port)
+    await proxy.start()
+    sitter_base = f"http://127.0.0.1:{proxy.port}"
+    chat = f"/bookings/{booking_id}/chat"
+
+    owner_ctx = await new_context(browser)
+    sitter_ctx = await new_context(browser)
+    o = await sign_in(owner_ctx, base, owner.email, page_errors)
+    s = await sign_in(sitter_ctx, sitter_base, sitter.email, page_errors)
+    await o.goto(f"{base}{chat}")
+    await s.goto(f"{sitter_base}{chat}")
+    for p in (o, s):
+        await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+        await expect(p.locator(".msg").last).to_contain_text("old message 60")
+    await expect(o.locator("#presence-label")).to_have_text("online")
+    await expect(s.locator("#presence-label")).to_have_text("online")
+
+    # Older history arrives on scroll.
+    assert await o.locator(".msg", has_text="old message 1").count() == 0
+    for _ in range(10):
+        await o.locator("#chat-log").evaluate("el => { el.scrollTop = 0; }")
+        if await o.locator(".msg").filter(has_text="old message 1").count():
+            break
+        await asyncio.sleep(0.3)
+    await expect(o.locator(".msg-bubble", has_text="old message 1").first).to_be_attached()
+    await expect(o.locator("#history-status")).to_contain_text("beginning")
+
+    # Typing, a live message, and "seen" both ways.
+    await o.locator("#composer-input").press_sequentially("Hello, can you walk Rex at 10?")
+    await expect(s.locator("#typing")).to_have_text("Aigerim Owner is typing…")
+    await o.locator("#composer-input").press("Enter")
+    await expect(s.locator(".msg").last).to_contain_text("Hello, can you walk Rex at 10?")
+    await expect(o.locator(".msg.mine").last.locator(".msg-status")).to_have_text("Seen")
+
+    await s.locator("#composer-input").press_sequentially("Sure, see you then")
+    await expect(o.locator("#typing")).to_have_text("Daniyar Sitter is typing…")
+    await s.get_by_role("button", name="Send").click()
+    await expect(o.locator(".msg").last).to_contain_text("Sure, see you then")
+    await expect(s.locator(".msg.mine").last.locator(".msg-status")).to_have_text("Seen")
+    await expect(o.locator("#typing")).to_have_text("")
+
+    # Stored XSS: markup in a message is shown as text on both sides.
+    payload = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    await o.locator("#composer-input").fill(payload)
+    await o.locator("#composer-input").press("Enter")
+    for p in (o, s):
+        await expect(p.locator(".msg-bubble").last).to_have_text(payload)
+        assert await p.evaluate("window.pwned") is None
+        assert await p.locator(".messages img, .messages script").count() == 0
+    await screenshot(o, "chat-owner")
+
+    # The sitter drops off the network; the owner keeps writing, and sees the sitter offline.
+    await proxy.cut()
+    await expect(o.locator("#presence-label")).to_have_text("offline", timeout=10000)
+    for n in range(1, 4):
+        await o.locator("#composer-input").fill(f"while you were away {n}")
+        await o.locator("#composer-input").press("Enter")
+    # The sitter writes while offline: the message waits and is retried with its client_id.
+    await s.locator("#composer-input").fill("sent while offline")
+    await s.locator("#composer-input").press("Enter")
+    await expect(s.locator(".msg.pending")).to_have_count(1)
+    await expect(s.locator("#live-indicator")).to_have_attribute("data-state", "offline")
+    await expect(s.locator("#presence-label")).to_have_text("waiting for connection…")
+    await screenshot(s, "chat-sitter-offline")
+
+    await proxy.restore()
+    await expect(s.locator("#presence-label")).to_have_text("online", timeout=15000)
+    await expect(s.locator(".msg.pending")).to_have_count(0, timeout=15000)
+    texts = await s.locator(".msg-bubble").all_inner_texts()
+    missed = [t for t in texts if t.startswith("while you were away")]
+    assert missed == [f"while you were away {n}" for n in range(1, 4)], texts
+    seqs = [
+        int(x)
+        for x in await s.locator("#messages .msg").evaluate_all(
+            "els => els.map(e => e.dataset.seq)"
+        )
+    ]
+    assert seqs == sorted(set(seqs)), "no duplicates, in order"
+    await expect(o.locator(".msg").last).to_contain_text("sent while offline")
+    await expect(o.locator(".msg-bubble", has_text="sent while offline")).to_have_count(1)
+    await expect(o.locator(".msg.mine").last.locator(".msg-status")).to_have_text("Seen")
+    async with api.app[POOL].acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM messages WHERE content = 'sent while offline'"
+        )
+    assert stored == 1, "the retried message is stored once"
+    await screenshot(s, "chat-sitter")
+
+    phone = await new_context(browser, PHONE)
+    p = await sign_in(phone, base, owner.email, page_errors)
+    await p.goto(f"{base}{chat}")
+    await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+    await no_horizontal_scroll(p)
+    await screenshot(p, "phone-chat")
+    for ctx in (owner_ctx, sitter_ctx, phone):
+        await ctx.close()
+    await proxy.cut()
+
+
+async def test_booking_status_changes_appear_in_the_chat(server, api, browser, page_errors):
+    needs(server.app, WS, ("POST", "/api/bookings/{id}/confirm", "market"))
+    base = base_url(server)
+    owner, sitter, booking_id = await _booking_between(api)
+    context = await new_context(browser)
+    page = await sign_in(context, base, owner.email, page_errors)
+    await page.goto(f"{base}/bookings/{booking_id}/chat")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    resp = await api.post(f"/api/bookings/{booking_id}/confirm", headers=sitter.headers)
+    assert resp.status == 200, await resp.text()
+    await expect(page.locator("#booking-status")).to_have_text("Confirmed")
+    await expect(page.locator(".sys-line")).to_contain_text("Booking confirmed")
+    await context.close()
+
+
+# --- admin -------------------------------------------------------------------------------------
+
+
+async def test_admin_approves_a_pending_sitter_and_the_counters_change(
+    server, api, browser, page_errors
+):
+    needs(
+        server.app,
+        ("GET", "/api/admin/stats", "admin"),
+        ("GET", "/api/admin/sitters/pending", "admin"),
+        ("POST", "/api/admin/sitters/{sitter_id}/approve", "admin"),
+        ("GET", "/api/admin/users", "admin"),
+    )
+    base = base_url(server)
+    admin = await make_admin(api)
+    for n in range(12):
+        await make_owner(api, full_name=f"Owner Number {n:02d}")
+    pending = await make_sitter(
+        api, status="pending", full_name="Pending Pavel", location="Shymkent"
+    )
+    owner, sitter, _ = await _booking_between(api)
+
+    context = await new_context(browser)
+    page = await sign_in(context, base, admin.email, page_errors)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    pending_count = page.locator('[data-stat="sitters.pending"]')
+    approved_count = page.locator('.stat-parts [data-stat="sitters.approved"]')
+    await expect(pending_count).to_have_text("1")
+    await expect(approved_count).to_have_text("1")
+    await expect(page.locator("#bookings-chart svg rect.bar")).to_have_count(30)
+    await expect(page.locator("#bookings-chart svg rect.bar").last).to_have_attribute(
+        "data-count", "1"
+    )
+    await screenshot(page, "admin-dashboard")
+
+    row = page.locator(".pending-sitter", has_text="Pending Pavel")
+    await row.get_by_role("button", name="Approve").click()
+    await expect(row).to_have_count(0)
+    await expect(pending_count).to_have_text("0")
+    await expect(approved_count).to_have_text("2")
+
+    # Counters also follow changes made elsewhere (polled every 5 s).
+    await make_sitter(api, status="pending", full_name="Late Lena")
+    await expect(pending_count).to_have_text("1", timeout=8000)
+
+    # Users: search, role filter, pagination, details and deletion with a confirmation step.
+    await page.get_by_label("Search").fill("pavel")
+    await expect(page.locator("#users-body tr")).to_have_count(1)
+    await expect(page.locator("#users-body")).to_contain_text("Pending Pavel")
+    await page.get_by_label("Search").fill("")
+    await page.get_by_label("Role").select_option("owner")
+    await expect(page.locator("#users-range")).to_contain_text("of 13")
+    await page.locator("#users-next").click()
+    await expect(page.locator("#users-range")).to_contain_text("11\u201313 of 13")
+    await page.locator("#users-prev").click()
+    await expect(page.locator("#users-range")).to_contain_text("1\u201310 of 13")
+    target = page.locator("#users-body tr").first
+    name = (await target.locator("strong").inner_text()).strip()
+    await target.get_by_role("button", name="Details").click()
+    dialog = page.locator("#user-dialog")
+    await expect(dialog.locator("#user-title")).to_have_text(name)
+    await dialog.get_by_role("button", name="Delete user…").click()
+    await expect(dialog.locator("#user-confirm")).to_be_visible()
+    await screenshot(page, "admin-user-delete")
+    await dialog.get_by_role("button", name="Yes, delete").click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#users-range")).to_contain_text("of 12")
+    del pending, owner, sitter
+
+    phone = await new_context(browser, PHONE)
+    p = await sign_in(phone, base, admin.email, page_errors)
+    await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+    await no_horizontal_scroll(p)
+    await screenshot(p, "phone-admin")
+    for ctx in (context, phone):
+        await ctx.close()
