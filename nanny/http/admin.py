@@ -15,14 +15,16 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 
 from nanny.db import admin as db_admin
+from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.db.users import User
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.events import booking_changed
 from nanny.http import security
-from nanny.http.auth import SitterOut
+from nanny.http.auth import SitterOut, me_json
+from nanny.http.bookings import event_json
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response, money, rfc3339
+from nanny.http.responses import json_response, list_response, money
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
 from nanny.http.services import search_changed
@@ -120,41 +122,8 @@ def sitter_json(s: db_admin.SitterRow) -> dict:
 
 
 def user_json(user: User) -> dict:
-    body = {
-        "user_id": user.user_id,
-        "full_name": user.full_name,
-        "email": user.email,
-        "phone": user.phone,
-        "role": user.role,
-        "created_at": user.created_at,
-        "sitter": None,
-    }
-    if user.sitter is not None:
-        s = user.sitter
-        body["sitter"] = {
-            "experience_years": s.experience_years,
-            "certificates": s.certificates,
-            "preferences": s.preferences,
-            "location": s.location,
-            "status": s.status,
-        }
-    return body
-
-
-def booking_json(b: db_admin.CancelledBooking) -> dict:
-    return {
-        "booking_id": b.booking_id,
-        "owner_id": b.owner_id,
-        "sitter_id": b.sitter_id,
-        "pet_id": b.pet_id,
-        "service_id": b.service_id,
-        "start_time": rfc3339(b.start_time),
-        "end_time": rfc3339(b.end_time),
-        "status": b.status,
-        "total_price": money(b.total_price),
-        "created_at": rfc3339(b.created_at),
-        "updated_at": rfc3339(b.updated_at),
-    }
+    # The profile a user sees of itself, with `sitter` always present (null for non-sitters).
+    return {"sitter": None} | me_json(user)
 
 
 @routes.get("/api/admin/sitters/pending", name="admin_pending_sitters")
@@ -285,8 +254,12 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
         raise NotFound("No such user")
     search_changed(request.app)
     security.users_changed(request.app)
-    for booking in cancelled:
-        await booking_changed(request.app, booking_json(booking))
+    # The same event, with the same JSON, as every other status change of a booking.
+    async with request.app[POOL].acquire() as conn:
+        for cancelled_booking in cancelled:
+            booking = await db_bookings.get_booking(conn, cancelled_booking.booking_id)
+            if booking is not None:
+                await booking_changed(request.app, event_json(booking))
     return web.Response(status=204)
 
 
