@@ -435,3 +435,34 @@ async def test_csrf_and_cookie_for_rest(client, room, settings):
         headers=cookie | {"X-CSRF-Token": csrf},
     )
     assert resp.status == 201
+
+
+async def test_nested_and_nul_frames_are_refused_and_the_socket_stays(client, room):
+    owner, _, booking_id = room
+    ws = await client.ws_connect("/api/ws", headers=owner.headers)
+    await ws.send_str("[" * 10000)
+    assert (await _error(ws))["code"] == "bad_frame"
+    await ws.send_json({"type": "send", "booking_id": booking_id, "content": "a\u0000b"})
+    error = await _error(ws)
+    assert error["code"] == "validation_error"
+    await ws.send_json({"type": "ping"})
+    assert await recv(ws) == {"type": "pong"}
+    assert await client.app[POOL].fetchval("SELECT count(*) FROM messages") == 0
+    await ws.close()
+
+
+async def test_deleting_a_user_closes_their_sockets(client, room):
+    owner, _, booking_id = room
+    admin = await make_admin(client)
+    ws = await client.ws_connect("/api/ws", headers=owner.headers)
+    await subscribe(ws, booking_id)
+    resp = await client.delete(f"/api/admin/users/{owner.user_id}", headers=admin.headers)
+    assert resp.status == 204
+    while True:
+        msg = await ws.receive(timeout=5)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            break
+    # Closed by the server at once (4001, or cut while the cancelled booking's event was queued).
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.closed
+    count = await client.app[POOL].fetchval("SELECT count(*) FROM messages")
+    assert count == 0

@@ -99,6 +99,10 @@ async def store_message(
                 WHERE c.booking_id = $1 AND b.booking_id = c.booking_id
                   AND $2 IN (b.owner_id, b.sitter_id)
                   AND NOT EXISTS (SELECT 1 FROM earlier)
+                  -- a deleted account's socket on another process cannot post any more
+                  AND EXISTS (
+                      SELECT 1 FROM users u WHERE u.user_id = $2 AND u.deleted_at IS NULL
+                  )
                 RETURNING c.chat_id, c.last_seq
             ), stored AS (
                 INSERT INTO messages (chat_id, seq, sender_id, content, client_id)

@@ -28,7 +28,7 @@ from nanny.http.responses import json_response, list_response, money
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
 from nanny.http.services import search_changed
-from nanny.keys import POOL
+from nanny.keys import CHAT_HUB, POOL
 
 routes = web.RouteTableDef()
 
@@ -254,6 +254,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
         raise NotFound("No such user")
     search_changed(request.app)
     security.users_changed(request.app)
+    request.app[CHAT_HUB].disconnect_user(user_id)
     # The same event, with the same JSON, as every other status change of a booking.
     async with request.app[POOL].acquire() as conn:
         for cancelled_booking in cancelled:

@@ -90,7 +90,9 @@ Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(no_nul)
 # Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
 # safely retryable and is unique per sender.
 MessageContent = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    AfterValidator(no_nul),  # WebSocket frames do not pass through parse_body's NUL check
 ]
 ClientId = Annotated[
     str,

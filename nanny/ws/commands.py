@@ -94,8 +94,7 @@ async def ping(hub: ChatHub, conn: Connection, frame: Ping) -> None:
 async def user_for_token(hub: ChatHub, token: str) -> tuple[db_users.User, security.TokenClaims]:
     """The live user behind a token; Unauthorized otherwise."""
     claims = security.decode_token(hub.app[SETTINGS], token)
-    async with hub.pool.acquire() as db:
-        user = await db_users.get_user(db, claims.user_id)
+    user = await security.current_user(hub.app, claims.user_id)
     if user is None:
         raise Unauthorized("The account no longer exists")
     return user, claims

@@ -73,7 +73,7 @@ def _ref(data: Any) -> dict[str, Any] | None:
 def parse(text: str) -> tuple[Any, dict[str, Any] | None]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays/objects
         return None, None
     return data, _ref(data)
 

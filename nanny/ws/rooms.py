@@ -24,7 +24,7 @@ from nanny.errors import Forbidden, NotFound, ValidationFailed
 from nanny.http.responses import dumps, rfc3339
 from nanny.keys import POOL
 from nanny.ws.broker import Broker
-from nanny.ws.connection import CLOSE_GOING_AWAY, Connection
+from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Connection
 from nanny.ws.limits import WsLimits
 
 log = logging.getLogger("nanny.ws")
@@ -119,6 +119,11 @@ class ChatHub:
 
     # -- connections ---------------------------------------------------------------------
 
+    def disconnect_user(self, user_id: int) -> None:
+        """Close every socket of a user on this process (the account was deleted)."""
+        for conn in list(self.by_user.get(user_id, ())):
+            conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
+
     def add_connection(self, conn: Connection) -> None:
         self.connections.add(conn)
         self._all_gone.clear()
@@ -212,11 +217,12 @@ class ChatHub:
         room = self.rooms.get(booking_id)
         if room is None:
             room = self.rooms[booking_id] = Room(access)
-            room.ready = asyncio.create_task(self.broker.subscribe_room(booking_id))
+            room.ready = self._spawn(self.broker.subscribe_room(booking_id))
         room.refs += 1
         try:
             await asyncio.shield(room.ready)
-            await self._presence_join(room, conn.user_id)
+            if room.is_participant(conn.user_id):  # an admin watching is not "present"
+                await self._presence_join(room, conn.user_id)
             async with self.pool.acquire() as db:
                 reads = await db_chat.read_marks(db, access.chat_id)
             conn.send(
@@ -294,7 +300,8 @@ class ChatHub:
             if room.gap_task is not None:
                 room.gap_task.cancel()
             self.broker.unsubscribe_room(booking_id)
-        await self._presence_leave(room, conn.user_id)
+        if room.is_participant(conn.user_id):
+            await self._presence_leave(room, conn.user_id)
 
     # -- message ordering ----------------------------------------------------------------
 
