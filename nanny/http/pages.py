@@ -52,8 +52,7 @@ async def current_session(request: web.Request) -> Session | None:
         claims = security.decode_token(settings, token)
     except Unauthorized:
         return None
-    async with request.app[POOL].acquire() as conn:
-        user = await db_users.get_user(conn, claims.user_id)
+    user = await security.current_user(request.app, claims.user_id)
     if user is None:
         return None
     return Session(user, token, security.csrf_token_for(settings, token))
