@@ -40,23 +40,6 @@ class SitterDetails:
 
 
 @dataclass(frozen=True, slots=True)
-class CancelledBooking:
-    """A booking the deletion cancelled, as the booking-changed event announces it."""
-
-    booking_id: int
-    owner_id: int
-    sitter_id: int
-    pet_id: int | None
-    service_id: int | None
-    start_time: datetime
-    end_time: datetime
-    status: str
-    total_price: Decimal
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Stats:
     users: dict[str, int]
     sitters: dict[str, int]
@@ -186,11 +169,12 @@ async def list_users(
     return [_user(r) for r in rows], total
 
 
-async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[CancelledBooking] | None:
+async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] | None:
     """Delete a user the way the history survives it: scrub personal data and credentials, mark
     deleted_at, cancel the user's open bookings (either side; paid ones refunded), drop pets
     that no booking mentions, and take a sitter out of search. Bookings, reviews and messages
-    stay, shown with 'Deleted user'. Returns the cancelled bookings, None when no live user."""
+    stay, shown with 'Deleted user'. Returns the ids of the cancelled bookings, None when no
+    live user."""
     async with conn.transaction():
         deleted = await conn.fetchval(
             """
@@ -207,8 +191,7 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[Cance
             """
             UPDATE bookings SET status = 'cancelled', updated_at = now()
             WHERE (owner_id = $1 OR sitter_id = $1) AND status IN ('pending', 'confirmed')
-            RETURNING booking_id, owner_id, sitter_id, pet_id, service_id, start_time,
-                      end_time, status, total_price, created_at, updated_at
+            RETURNING booking_id
             """,
             user_id,
         )
@@ -237,7 +220,7 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[Cance
             """,
             user_id,
         )
-    return [CancelledBooking(**dict(r)) for r in cancelled]
+    return [r["booking_id"] for r in cancelled]
 
 
 async def get_stats(conn: asyncpg.Connection) -> Stats:

@@ -257,8 +257,8 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
     request.app[CHAT_HUB].disconnect_user(user_id)
     # The same event, with the same JSON, as every other status change of a booking.
     async with request.app[POOL].acquire() as conn:
-        for cancelled_booking in cancelled:
-            booking = await db_bookings.get_booking(conn, cancelled_booking.booking_id)
+        for booking_id in cancelled:
+            booking = await db_bookings.get_booking(conn, booking_id)
             if booking is not None:
                 await booking_changed(request.app, event_json(booking))
     return web.Response(status=204)
