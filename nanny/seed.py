@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from nanny.db import bookings as db_bookings
 from nanny.db import reviews as db_reviews
 
 DEMO_PASSWORD = "nanny-demo-2026"
@@ -575,19 +576,7 @@ async def _write_bulk(
     rows["bookings"] = await _copy(
         conn,
         "bookings",
-        (
-            "booking_id",
-            "owner_id",
-            "sitter_id",
-            "pet_id",
-            "service_id",
-            "start_time",
-            "end_time",
-            "status",
-            "total_price",
-            "created_at",
-            "updated_at",
-        ),
+        db_bookings.BOOKING_COLUMNS,
         bookings,
         progress,
     )

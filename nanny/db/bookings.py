@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from nanny.db import page_total
+
 OPEN_STATUSES = ("pending", "confirmed")
 
 
@@ -46,7 +48,7 @@ class Clash:
     end_time: datetime
 
 
-_BOOKING_COLUMNS = (
+BOOKING_COLUMNS = (
     "booking_id",
     "owner_id",
     "sitter_id",
@@ -77,7 +79,7 @@ def _booking(row: asyncpg.Record | None) -> Booking | None:
     if row is None:
         return None
     return Booking(
-        **{c: row[c] for c in _BOOKING_COLUMNS},
+        **{c: row[c] for c in BOOKING_COLUMNS},
         owner=Party(row["owner_id"], row["owner_name"], row["owner_email"], row["owner_phone"]),
         sitter=Party(
             row["sitter_id"], row["sitter_name"], row["sitter_email"], row["sitter_phone"]
@@ -281,14 +283,15 @@ async def list_bookings(
         limit,
         offset,
     )
-    if rows:
-        total = rows[0]["total_count"]
-    elif offset:
-        total = await conn.fetchval(
-            f"SELECT count(*) FROM bookings WHERE {column} = $1 {status_filter}", user_id, status
-        )
-    else:
-        total = 0
+    total = await page_total(
+        conn,
+        rows,
+        offset,
+        f"SELECT count(*) FROM bookings WHERE {column} = $1 {status_filter}",
+        user_id,
+        status,
+        column="total_count",
+    )
     return [_booking(r) for r in rows], total
 
 

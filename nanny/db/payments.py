@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from nanny.db import page_total
+
 
 @dataclass(frozen=True, slots=True)
 class Payment:
@@ -52,12 +54,7 @@ async def list_payments(
         limit,
         offset,
     )
-    if rows:
-        total = rows[0]["total"]
-    elif offset:
-        total = await conn.fetchval(
-            "SELECT count(*) FROM payments WHERE booking_id = $1", booking_id
-        )
-    else:
-        total = 0
+    total = await page_total(
+        conn, rows, offset, "SELECT count(*) FROM payments WHERE booking_id = $1", booking_id
+    )
     return [Payment(**{k: r[k] for k in Payment.__slots__}) for r in rows], total

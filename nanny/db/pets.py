@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from nanny.db import page_total
+
 
 @dataclass(frozen=True, slots=True)
 class Pet:
@@ -125,10 +127,7 @@ async def list_owner_pets(
         limit,
         offset,
     )
-    if rows:
-        total = rows[0]["total"]
-    elif offset:
-        total = await conn.fetchval("SELECT count(*) FROM pets WHERE owner_id = $1", owner_id)
-    else:
-        total = 0
+    total = await page_total(
+        conn, rows, offset, "SELECT count(*) FROM pets WHERE owner_id = $1", owner_id
+    )
     return [Pet(**{k: r[k] for k in Pet.__slots__}) for r in rows], total

@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from nanny.db import page_total
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -169,12 +171,9 @@ async def list_sitter_services(
         limit,
         offset,
     )
-    if rows:
-        total = rows[0]["total"]
-    elif offset:
-        total = await conn.fetchval("SELECT count(*) FROM services WHERE sitter_id = $1", sitter_id)
-    else:
-        total = 0
+    total = await page_total(
+        conn, rows, offset, "SELECT count(*) FROM services WHERE sitter_id = $1", sitter_id
+    )
     return [Service(**{k: r[k] for k in Service.__slots__}) for r in rows], total
 
 
