@@ -86,3 +86,34 @@ async def test_unexpected_error_is_a_json_500_with_request_id(aiohttp_client, se
 def test_with_database_keeps_query():
     dsn = "postgresql://postgres:@/postgres?host=/tmp/x"
     assert with_database(dsn, "db1") == "postgresql://postgres:@/db1?host=/tmp/x"
+
+
+async def test_a_deadlock_lost_to_a_concurrent_request_is_a_409(aiohttp_client, settings):
+    """PostgreSQL breaks a deadlock by failing one transaction: that request gets a retryable
+    409, not a 500."""
+    import asyncio
+
+    from nanny.keys import POOL
+
+    app = create_app(settings)
+    both_hold_first = asyncio.Barrier(2)
+
+    async def cross(request):
+        first, second = (1, 2) if request.query["order"] == "ab" else (2, 1)
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7, $1)", first)
+            await both_hold_first.wait()
+            await conn.execute("SELECT pg_advisory_xact_lock(7, $1)", second)
+        from aiohttp import web
+
+        return web.json_response({})
+
+    app.router.add_get("/api/cross", cross)
+    client = await aiohttp_client(app)
+    statuses = sorted(
+        r.status
+        for r in await asyncio.gather(
+            client.get("/api/cross?order=ab"), client.get("/api/cross?order=ba")
+        )
+    )
+    assert statuses == [200, 409]

@@ -98,6 +98,18 @@ async def lock_owner_for_booking(conn: asyncpg.Connection, owner_id: int) -> boo
     return found is not None
 
 
+# Namespace of the per-sitter advisory lock (two-int form: namespace, sitter_id).
+_SITTER_CALENDAR_LOCK = 0x6E6E7962
+
+
+async def lock_sitter_calendar(conn: asyncpg.Connection, sitter_id: int) -> None:
+    """Serialise booking creations for one sitter until the transaction ends. Two concurrent
+    inserts of overlapping ranges would each wait for the other inside the exclusion
+    constraint's check, a deadlock PostgreSQL breaks by failing one of them; taken in turn,
+    the second simply sees the first and is refused by the constraint."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SITTER_CALENDAR_LOCK, sitter_id)
+
+
 async def count_pending(conn: asyncpg.Connection, owner_id: int) -> int:
     return await conn.fetchval(
         "SELECT count(*) FROM bookings WHERE owner_id = $1 AND status = 'pending'", owner_id

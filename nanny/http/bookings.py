@@ -193,6 +193,7 @@ async def create_booking(
                         f"{limit} may wait for an answer at once",
                         details={"pending": pending, "limit": limit},
                     )
+                await db_bookings.lock_sitter_calendar(conn, body.sitter_id)
                 booking = await db_bookings.insert_booking(
                     conn,
                     owner_id=user.user_id,

@@ -82,6 +82,15 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = error_response(
             400, "validation_error", "The request contains text the database cannot store"
         )
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        # A concurrent change won; nothing was stored, and the same request may be retried.
+        log.warning("concurrent change (request %s): %r", rid, exc)
+        response = error_response(
+            409,
+            "conflict",
+            "A concurrent change got there first; retry the request",
+            {"request_id": rid},
+        )
     except _UNAVAILABLE as exc:
         log.warning("database unavailable (request %s): %r", rid, exc)
         response = error_response(
