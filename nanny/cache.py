@@ -1,4 +1,4 @@
-"""A small per-process cache for public, read-mostly answers (service search).
+"""A small per-process cache for read-mostly answers (service search, signed-in users).
 
 Entries live `ttl` seconds; concurrent misses for one key share a single load, so a popular
 query reaching its expiry costs one database round trip, not one per waiting request. Writes in
@@ -46,6 +46,11 @@ class TtlCache:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = (asyncio.get_running_loop().time() + self.ttl, value)
         return value
+
+    def forget(self, key: Hashable) -> None:
+        """Drop one entry; a load already under way must not bring it back."""
+        self._entries.pop(key, None)
+        self._generation += 1
 
     def clear(self) -> None:
         self._entries.clear()

@@ -75,7 +75,7 @@ class Settings:
     # How long a process may answer a repeated service search from memory (0 disables).
     search_cache_seconds: float = 1.0
     # How long a process may reuse an authenticated user's row (0 disables).
-    auth_cache_seconds: float = 1.0
+    auth_cache_seconds: float = 30.0
     # Prefix of every Redis key and channel, so deployments (and tests) sharing one Redis
     # server never see each other's rooms.
     redis_prefix: str = "nanny"
@@ -265,7 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
         search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),
-        auth_cache_seconds=_non_negative_number(env, "AUTH_CACHE_SECONDS", 1.0),
+        auth_cache_seconds=_non_negative_number(env, "AUTH_CACHE_SECONDS", 30.0),
         redis_prefix=redis_prefix,
         presence_ttl_seconds=_positive_number(env, "PRESENCE_TTL_SECONDS", 20.0),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import (
@@ -45,6 +45,9 @@ class Metrics:
     expiry_runs: Counter
     bookings_expired: Counter
     rate_limited: Counter
+    # (method, route, status) -> the labelled request counter and histogram: looking labels up
+    # in prometheus_client takes a lock and builds a tuple on every request.
+    request_children: dict[tuple[str, str, int], tuple] = field(default_factory=dict)
 
 
 def create_metrics() -> Metrics:
@@ -104,9 +107,16 @@ def observe_request(
     app: web.Application, method: str, route: str, status: int, seconds: float
 ) -> None:
     m = app[METRICS]
-    m.requests.labels(method, route, str(status)).inc()
+    key = (method, route, status)
+    children = m.request_children.get(key)
+    if children is None:
+        children = m.request_children[key] = (
+            m.requests.labels(method, route, str(status)),
+            m.request_seconds.labels(method, route, str(status)),
+        )
+    children[0].inc()
     if status != 101:  # a WebSocket's "duration" is its whole life, not a latency
-        m.request_seconds.labels(method, route, str(status)).observe(seconds)
+        children[1].observe(seconds)
 
 
 def websocket_opened(app: web.Application) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from nanny.keys import POOL, SETTINGS
+from nanny.keys import POOL, USER_CACHE
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import (
     PASSWORD,
@@ -276,8 +276,10 @@ async def test_admin_role_is_reported(client):
 
 
 async def test_user_rows_are_reused_briefly_and_local_changes_apply_at_once(client):
-    """A deletion made elsewhere takes effect once the short per-process cache expires; a
-    deletion through this process takes effect at once."""
+    """A deletion the service was not told about (made in the database) takes effect once the
+    per-process cache expires; a deletion through the API takes effect at once. (Across
+    processes: tests/test_ws_cluster.py.)"""
+    client.app[USER_CACHE].ttl = 0.3  # AUTH_CACHE_SECONDS, shortened for the test
     owner = await make_owner(client)
     other = await make_owner(client)
     admin = await make_admin(client)
@@ -285,7 +287,8 @@ async def test_user_rows_are_reused_briefly_and_local_changes_apply_at_once(clie
     await client.app[POOL].execute(
         "UPDATE users SET deleted_at = now(), email = NULL WHERE user_id = $1", owner.user_id
     )
-    await asyncio.sleep(client.app[SETTINGS].auth_cache_seconds + 0.05)
+    assert (await _me_status(client, owner.token))[0] == 200  # still cached
+    await asyncio.sleep(0.35)
     assert (await _me_status(client, owner.token))[0] == 401
 
     assert (await _me_status(client, other.token))[0] == 200

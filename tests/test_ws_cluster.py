@@ -24,7 +24,7 @@ from tests.chat_support import (
     server_env,
     subscribe,
 )
-from tests.factories import Account, make_owner, make_sitter
+from tests.factories import Account, make_admin, make_owner, make_sitter
 
 
 @dataclass
@@ -191,3 +191,45 @@ async def test_sigterm_closes_sockets_with_1001(cluster):
     msg = await ws.receive(timeout=15)
     assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
     assert await asyncio.to_thread(c.two.proc.wait, 20) == 0
+
+
+async def test_user_changes_reach_every_process_at_once(cluster):
+    """Each process caches signed-in users (AUTH_CACHE_SECONDS, 30 s by default); an approval or
+    a deletion made through one process is forgotten by the others at once, and the deleted
+    account's sockets on them are closed."""
+    c = cluster
+    admin = await make_admin(c.app_client)
+    pending = await make_sitter(c.app_client, status="pending")
+    other = await make_owner(c.app_client)
+
+    async def me(server: Server, account: Account) -> tuple[int, dict]:
+        async with c.session.get(f"{server.url}/api/auth/me", headers=account.headers) as resp:
+            return resp.status, await resp.json()
+
+    for server in (c.one, c.two):  # both processes have the users cached now
+        assert (await me(server, pending))[1]["sitter"]["status"] == "pending"
+        assert (await me(server, other))[0] == 200
+    ws = await c.ws(c.two, other)
+    await ws.send_json({"type": "ping"})
+    assert await recv(ws) == {"type": "pong"}
+
+    resp = await c.app_client.post(
+        f"/api/admin/sitters/{pending.user_id}/approve", headers=admin.headers
+    )
+    assert resp.status == 200
+    resp = await c.app_client.delete(f"/api/admin/users/{other.user_id}", headers=admin.headers)
+    assert resp.status == 204
+
+    async def seen_everywhere() -> None:
+        while True:
+            statuses = [
+                ((await me(s, pending))[1].get("sitter", {}).get("status"), (await me(s, other))[0])
+                for s in (c.one, c.two)
+            ]
+            if statuses == [("approved", 401)] * 2:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(seen_everywhere(), timeout=3)  # not the cache's 30 s
+    msg = await ws.receive(timeout=3)
+    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001

@@ -1,12 +1,16 @@
-"""JSON encoding shared by every handler: RFC 3339 times with Z, money as 2-place numbers."""
+"""JSON encoding shared by every handler: RFC 3339 times with Z, money as 2-place numbers.
+
+orjson rather than the standard library: it encodes in C, several times faster, and every
+response and WebSocket frame goes through here. Datetimes are passed through to `rfc3339` so an
+aware time in any zone still comes out in UTC with Z."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 CENT = Decimal("0.01")
@@ -30,18 +34,27 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def encode(data: Any) -> bytes:
+    """UTF-8 JSON, compact, non-ASCII kept as is."""
+    return orjson.dumps(data, default=_default, option=_OPTIONS)
 
 
 def dumps(data: Any) -> str:
-    return _encoder.encode(data)
+    return encode(data).decode()
 
 
 def json_response(
     data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        text=dumps(data), status=status, headers=headers, content_type="application/json"
+        body=encode(data),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
     )
 
 

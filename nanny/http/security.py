@@ -131,19 +131,16 @@ def request_token(request: web.Request) -> tuple[str, str] | None:
 
 async def current_user(app: web.Application, user_id: int) -> db_users.User | None:
     """The live user, read at most once per AUTH_CACHE_SECONDS per process: every authenticated
-    request needs it, and a second round trip per request halves what a process serves. Writes
-    to users through this process (approval, deletion) forget it at once; elsewhere a change
-    takes effect within that time."""
+    request needs it, and a second round trip per request halves what a process serves. A
+    change to a user (approval, deletion) is forgotten at once by the process that made it and,
+    through the broker, by every other process (`ChatHub.user_changed`); the expiry only bounds
+    how stale a process can get while Redis is unreachable."""
 
     async def load() -> db_users.User | None:
         async with app[POOL].acquire() as conn:
             return await db_users.get_user(conn, user_id)
 
     return await app[USER_CACHE].get_or_load(user_id, load)
-
-
-def users_changed(app: web.Application) -> None:
-    app[USER_CACHE].clear()
 
 
 async def authenticate(request: web.Request) -> db_users.User | None:

@@ -6,7 +6,8 @@ the broker, which carries it to the other processes only. Two implementations:
 - `InProcessBroker`: one process, no Redis; publishing has nowhere to go, presence is a dict.
 - `RedisBroker`: Redis pub/sub, one channel per room with per-process reference counting (the
   hub subscribes when a room's first local member joins and unsubscribes when the last one
-  leaves, as encode/broadcaster does), plus one channel for booking events every process hears.
+  leaves, as encode/broadcaster does), plus one shared channel every process hears for booking
+  events and user changes.
   On a dropped connection it reconnects, re-subscribes every room still needed, and then asks
   the hub to catch its rooms up from the database; events published meanwhile wait in an
   outbox (messages, read marks and booking events) or are dropped (typing, presence: stale).
@@ -33,9 +34,13 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("nanny.ws.broker")
 
-# kind -> kept for after a Redis outage? Messages, read marks and booking events matter after
-# the fact; typing and presence pings are worthless once stale (presence is re-read anyway).
-KEEP_WHILE_DOWN = {"m": True, "r": True, "b": True, "t": False, "p": False}
+# kind -> kept for after a Redis outage? Messages, read marks, booking events and user changes
+# matter after the fact; typing and presence pings are worthless once stale (presence is re-read
+# anyway).
+KEEP_WHILE_DOWN = {"m": True, "r": True, "b": True, "u": True, "t": False, "p": False}
+# Kinds every process hears on one shared channel (booking events reach users outside the room,
+# user changes reach every process's caches); the others go to their room's channel.
+SHARED_KINDS = frozenset({"b", "u"})
 OUTBOX_LIMIT = 100_000
 
 RemoteHandler = Callable[[dict[str, Any], str], None]
@@ -133,8 +138,8 @@ class RedisBroker(Broker):
         self._sub_redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=no_retry
         )
-        self._bookings_channel = f"{prefix}:bookings"
-        self._channels: set[str] = {self._bookings_channel}
+        self._shared_channel = f"{prefix}:shared"
+        self._channels: set[str] = {self._shared_channel}
         self._confirmations: dict[str, asyncio.Future] = {}
         self._pubsub: Any = None
         self._outbox: deque[tuple[str, bytes]] = deque()
@@ -296,7 +301,7 @@ class RedisBroker(Broker):
         kind = header["k"]
         if not self.connected and not KEEP_WHILE_DOWN.get(kind, True):
             return
-        channel = self._bookings_channel if kind == "b" else self.room_channel(header["b"])
+        channel = self._shared_channel if kind in SHARED_KINDS else self.room_channel(header["b"])
         if len(self._outbox) >= OUTBOX_LIMIT:
             # The events are in the database; receivers fill gaps from there.
             self._outbox.popleft()

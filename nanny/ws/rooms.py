@@ -22,7 +22,7 @@ from nanny import metrics
 from nanny.db import chat as db_chat
 from nanny.errors import Forbidden, NotFound, ValidationFailed
 from nanny.http.responses import dumps, rfc3339
-from nanny.keys import POOL
+from nanny.keys import POOL, USER_CACHE
 from nanny.ws.broker import Broker
 from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Connection
 from nanny.ws.limits import WsLimits
@@ -119,10 +119,17 @@ class ChatHub:
 
     # -- connections ---------------------------------------------------------------------
 
-    def disconnect_user(self, user_id: int) -> None:
-        """Close every socket of a user on this process (the account was deleted)."""
-        for conn in list(self.by_user.get(user_id, ())):
-            conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
+    def user_changed(self, user_id: int, *, deleted: bool = False) -> None:
+        """A user's row changed (sitter approval, deletion): every process forgets its cached
+        copy at once, and a deleted account's sockets are closed wherever they are."""
+        self._user_changed_here(user_id, deleted)
+        self.broker.publish({"k": "u", "u": user_id, "d": deleted}, "")
+
+    def _user_changed_here(self, user_id: int, deleted: bool) -> None:
+        self.app[USER_CACHE].forget(user_id)
+        if deleted:
+            for conn in list(self.by_user.get(user_id, ())):
+                conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
 
     def add_connection(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -371,6 +378,8 @@ class ChatHub:
         """After the broker was away: read what every room missed from the database."""
         if self._broker_seen:  # the first connection is not a reconnect
             metrics.broker_reconnected(self.app)
+            # User changes published while we were away were not heard: read users afresh.
+            self.app[USER_CACHE].clear()
         self._broker_seen = True
         rooms = [r for r in self.rooms.values() if r.last_seq is not None]
         if rooms:
@@ -504,6 +513,9 @@ class ChatHub:
         kind = header.get("k")
         if kind == "b":
             self._booking_to_local(header, frame)
+            return
+        if kind == "u":
+            self._user_changed_here(header["u"], bool(header.get("d")))
             return
         room = self.rooms.get(header.get("b"))
         if room is None:
