@@ -188,6 +188,25 @@ async def test_body_rules(client):
     assert resp.status == 201
 
 
+async def test_accounts_deleted_behind_the_cache_cannot_book(client):
+    """The signed-in user is cached per process; the database still refuses a booking by an
+    owner, or of a sitter, whose account was deleted meanwhile."""
+    owner, sitter, pet, service = await world(client)
+    body = booking_body(pet, service, future(24))
+    assert (await client.get("/api/auth/me", headers=owner.headers)).status == 200  # cached
+    pool = client.app[POOL]
+    await pool.execute("UPDATE users SET deleted_at = now() WHERE user_id = $1", sitter.user_id)
+    resp = await client.post("/api/bookings", json=body, headers=owner.headers)
+    assert resp.status == 404
+    assert_error(await resp.json(), "not_found", "service_id")
+    await pool.execute("UPDATE users SET deleted_at = now() WHERE user_id = $1", owner.user_id)
+    resp = await client.post("/api/bookings", json=body, headers=owner.headers)
+    assert resp.status == 401 and (await resp.json())["code"] == "unauthorized"
+    assert (
+        await pool.fetchval("SELECT count(*) FROM bookings WHERE owner_id = $1", owner.user_id) == 0
+    )
+
+
 async def test_overlap_boundaries(client):
     owner, _, pet, service = await world(client)
     start = future(24)

@@ -62,6 +62,8 @@ BOOKING_COLUMNS = (
     "updated_at",
 )
 
+_N_COLUMNS = len(BOOKING_COLUMNS)
+
 # Appended to a `b` row source: both parties' names and contacts (the handler decides who
 # may see the contacts).
 _WITH_PARTIES = """
@@ -78,45 +80,30 @@ _WITH_PARTIES = """
 def _booking(row: asyncpg.Record | None) -> Booking | None:
     if row is None:
         return None
+    # The first columns of every booking query are BOOKING_COLUMNS, in order (_WITH_PARTIES).
     return Booking(
-        **{c: row[c] for c in BOOKING_COLUMNS},
-        owner=Party(row["owner_id"], row["owner_name"], row["owner_email"], row["owner_phone"]),
-        sitter=Party(
-            row["sitter_id"], row["sitter_name"], row["sitter_email"], row["sitter_phone"]
-        ),
+        *row[:_N_COLUMNS],
+        Party(row["owner_id"], row["owner_name"], row["owner_email"], row["owner_phone"]),
+        Party(row["sitter_id"], row["sitter_name"], row["sitter_email"], row["sitter_phone"]),
     )
 
 
-async def lock_owner_for_booking(conn: asyncpg.Connection, owner_id: int) -> bool:
-    """Serialise one owner's booking creations (so the pending-bookings cap cannot be raced
-    past) by locking the owner's users row until the transaction ends. NO KEY UPDATE does not
-    block rows that merely reference the user. False when the user is gone."""
-    found = await conn.fetchval(
-        "SELECT 1 FROM users WHERE user_id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
-        owner_id,
-    )
-    return found is not None
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """What `create_booking` did: `outcome` is 'created' (with `booking`) or the first rule the
+    request broke: 'no_owner', 'no_pet', 'no_service', 'wrong_sitter' or 'too_many' (with
+    `pending`, the owner's pending bookings)."""
+
+    outcome: str
+    pending: int | None
+    booking: Booking | None
 
 
 # Namespace of the per-sitter advisory lock (two-int form: namespace, sitter_id).
 _SITTER_CALENDAR_LOCK = 0x6E6E7962
 
 
-async def lock_sitter_calendar(conn: asyncpg.Connection, sitter_id: int) -> None:
-    """Serialise booking creations for one sitter until the transaction ends. Two concurrent
-    inserts of overlapping ranges would each wait for the other inside the exclusion
-    constraint's check, a deadlock PostgreSQL breaks by failing one of them; taken in turn,
-    the second simply sees the first and is refused by the constraint."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SITTER_CALENDAR_LOCK, sitter_id)
-
-
-async def count_pending(conn: asyncpg.Connection, owner_id: int) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM bookings WHERE owner_id = $1 AND status = 'pending'", owner_id
-    )
-
-
-async def insert_booking(
+async def create_booking(
     conn: asyncpg.Connection,
     *,
     owner_id: int,
@@ -125,23 +112,17 @@ async def insert_booking(
     service_id: int,
     start_time: datetime,
     end_time: datetime,
-) -> Booking:
-    """Insert a pending booking priced by the database from the service's current price
-    (price_per_hour * hours, rounded to cents) together with its chat.
+    max_pending: int,
+) -> Creation:
+    """Check every rule of a new booking and insert it, priced by the database from the
+    service's current price, together with its chat: one statement (the function
+    nanny_create_booking of migration 0003 holds the rules and their locks), so one round trip.
     Raises asyncpg.ExclusionViolationError when it overlaps the sitter's open bookings."""
     row = await conn.fetchrow(
         f"""
-        WITH b AS (
-            INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
-                                  total_price)
-            SELECT $1, $2, $3, v.service_id, $5, $6,
-                   round(v.price_per_hour * extract(epoch FROM ($6::timestamptz - $5)) / 3600, 2)
-            FROM services v WHERE v.service_id = $4
-            RETURNING *
-        ), chat AS (
-            INSERT INTO chats (booking_id) SELECT booking_id FROM b
-        )
-        {_WITH_PARTIES}
+        SELECT {", ".join(BOOKING_COLUMNS)}, owner_name, owner_email, owner_phone, sitter_name,
+               sitter_email, sitter_phone, outcome, pending
+        FROM nanny_create_booking($1, $2, $3, $4, $5, $6, $7, $8)
         """,
         owner_id,
         sitter_id,
@@ -149,8 +130,11 @@ async def insert_booking(
         service_id,
         start_time,
         end_time,
+        max_pending,
+        _SITTER_CALENDAR_LOCK,
     )
-    return _booking(row)
+    created = row["outcome"] == "created"
+    return Creation(row["outcome"], row["pending"], _booking(row) if created else None)
 
 
 async def find_clash(

@@ -62,17 +62,6 @@ async def get_visible_pet(
     return _pet(row)
 
 
-async def lock_owned_pet(conn: asyncpg.Connection, pet_id: int, owner_id: int) -> Pet | None:
-    """The caller's pet, locked against a concurrent delete until the transaction ends (a
-    booking being created for it takes this lock, a delete waits for that booking)."""
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM pets WHERE pet_id = $1 AND owner_id = $2 FOR SHARE",
-        pet_id,
-        owner_id,
-    )
-    return _pet(row)
-
-
 async def update_pet(
     conn: asyncpg.Connection, pet_id: int, owner_id: int, changes: dict[str, object]
 ) -> Pet | None:

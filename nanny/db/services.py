@@ -91,22 +91,6 @@ async def get_service(conn: asyncpg.Connection, service_id: int) -> Service | No
     return _service(row)
 
 
-async def lock_service(conn: asyncpg.Connection, service_id: int) -> Service | None:
-    """The service, share-locked until the transaction ends, so it cannot be deleted or
-    repriced while a booking for it is being created."""
-    row = await conn.fetchrow(
-        f"""
-        SELECT {_COLUMNS}, {_SITTER_STATUS} AS sitter_status
-        FROM services v JOIN sitters s ON s.user_id = v.sitter_id
-        JOIN users u ON u.user_id = v.sitter_id
-        WHERE v.service_id = $1
-        FOR SHARE OF v
-        """,
-        service_id,
-    )
-    return _service(row)
-
-
 async def update_service(
     conn: asyncpg.Connection, service_id: int, sitter_id: int, changes: dict[str, object]
 ) -> Service | None:

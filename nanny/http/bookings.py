@@ -16,8 +16,6 @@ from pydantic import AwareDatetime, Field
 
 from nanny import events, ratelimit
 from nanny.db import bookings as db_bookings
-from nanny.db import pets as db_pets
-from nanny.db import services as db_services
 from nanny.db import users as db_users
 from nanny.errors import (
     Conflict,
@@ -170,44 +168,22 @@ async def create_booking(
     limit = request.app[SETTINGS].max_pending_bookings
     async with request.app[POOL].acquire() as conn:
         try:
-            async with conn.transaction():
-                # Serialises this owner's creations: the pending cap below cannot be raced.
-                if not await db_bookings.lock_owner_for_booking(conn, user.user_id):
-                    raise Unauthorized("The account no longer exists")
-                pet = await db_pets.lock_owned_pet(conn, body.pet_id, user.user_id)
-                if pet is None:
-                    raise NotFound("You have no pet with this pet_id", details={"field": "pet_id"})
-                service = await db_services.lock_service(conn, body.service_id)
-                if service is None or service.sitter_status != "approved":
-                    raise NotFound(
-                        "No such service of an approved sitter", details={"field": "service_id"}
-                    )
-                if service.sitter_id != body.sitter_id:
-                    raise ValidationFailed(
-                        "The service is not offered by this sitter", details={"field": "sitter_id"}
-                    )
-                pending = await db_bookings.count_pending(conn, user.user_id)
-                if pending >= limit:
-                    raise Conflict(
-                        f"You already have {pending} pending bookings; at most "
-                        f"{limit} may wait for an answer at once",
-                        details={"pending": pending, "limit": limit},
-                    )
-                await db_bookings.lock_sitter_calendar(conn, body.sitter_id)
-                booking = await db_bookings.insert_booking(
-                    conn,
-                    owner_id=user.user_id,
-                    sitter_id=body.sitter_id,
-                    pet_id=body.pet_id,
-                    service_id=body.service_id,
-                    start_time=body.start_time,
-                    end_time=body.end_time,
-                )
+            done = await db_bookings.create_booking(
+                conn,
+                owner_id=user.user_id,
+                sitter_id=body.sitter_id,
+                pet_id=body.pet_id,
+                service_id=body.service_id,
+                start_time=body.start_time,
+                end_time=body.end_time,
+                max_pending=limit,
+            )
         except asyncpg.ExclusionViolationError:
             clash = await db_bookings.find_clash(
                 conn, body.sitter_id, body.start_time, body.end_time
             )
             raise _overlap_conflict(clash) from None
+    booking = _created_or_refused(done, limit)
     await events.booking_changed(request.app, event_json(booking))
     return json_response(
         {
@@ -218,6 +194,31 @@ async def create_booking(
         },
         status=201,
     )
+
+
+def _created_or_refused(done: db_bookings.Creation, limit: int) -> db_bookings.Booking:
+    """The new booking, or the answer for the first rule the request broke (checked in this
+    order by the database: owner, pet, service, sitter, pending cap)."""
+    match done.outcome:
+        case "created":
+            return done.booking
+        case "no_owner":
+            raise Unauthorized("The account no longer exists")
+        case "no_pet":
+            raise NotFound("You have no pet with this pet_id", details={"field": "pet_id"})
+        case "no_service":
+            raise NotFound("No such service of an approved sitter", details={"field": "service_id"})
+        case "wrong_sitter":
+            raise ValidationFailed(
+                "The service is not offered by this sitter", details={"field": "sitter_id"}
+            )
+        case "too_many":
+            raise Conflict(
+                f"You already have {done.pending} pending bookings; at most "
+                f"{limit} may wait for an answer at once",
+                details={"pending": done.pending, "limit": limit},
+            )
+    raise RuntimeError(f"unknown booking creation outcome {done.outcome!r}")
 
 
 def _overlap_conflict(clash: db_bookings.Clash | None) -> Conflict:

@@ -21,7 +21,9 @@ def money(value: Decimal | float | int) -> float:
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the database's are UTC already: skip the conversion
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _default(value: Any) -> Any:

@@ -1,0 +1,3 @@
+DROP FUNCTION nanny_create_booking(
+    integer, integer, integer, integer, timestamptz, timestamptz, integer, integer
+);
