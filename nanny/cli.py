@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import sys
 
@@ -82,6 +83,16 @@ def _migrate(settings: Settings) -> None:
     log.info("migrations: %d applied", applied)
 
 
+def tune_gc() -> None:
+    """Keep the cycle collector from stalling the loop. With thousands of sockets a process holds
+    many objects, and a full collection walking them all paused it for 100-200 ms, the whole p99
+    of chat delivery above 2,000 messages/s. Everything alive at start-up is frozen out of the
+    collector's sight, and collections run after 50,000 allocations instead of 700 (memory freed
+    by reference counting is unaffected; only cyclic garbage waits a little longer)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
     gracefully (sockets closed with 1001 after in-flight work)."""
@@ -90,6 +101,7 @@ def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     from nanny.app import create_app
 
     configure_logging(settings)
+    tune_gc()
     web.run_app(
         create_app(settings),
         host=host,

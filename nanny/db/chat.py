@@ -131,6 +131,35 @@ async def store_message(
     return Message(*list(row.values())[:8]), row["created"]
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    booking_id: int
+    sender_id: int
+    content: str
+    client_id: str | None
+
+
+async def store_messages(
+    conn: asyncpg.Connection, batch: list[NewMessage]
+) -> list[tuple[Message, bool] | None]:
+    """Store a batch in one call (the function nanny_store_messages of migration 0004): for
+    each message, in the batch's order, what `store_message` would have answered for it alone.
+    Raises asyncpg.UniqueViolationError when a concurrent twin of a client_id committed first;
+    nothing of the batch is stored then."""
+    rows = await conn.fetch(
+        "SELECT * FROM nanny_store_messages($1::int[], $2::int[], $3::text[], $4::text[])",
+        [m.booking_id for m in batch],
+        [m.sender_id for m in batch],
+        [m.content for m in batch],
+        [m.client_id for m in batch],
+    )
+    results: list[tuple[Message, bool] | None] = [None] * len(batch)
+    for row in rows:
+        if row["created"] is not None:
+            results[row["ord"] - 1] = (Message(*list(row.values())[2:]), row["created"])
+    return results
+
+
 async def get_message_by_client_id(
     conn: asyncpg.Connection, sender_id: int, client_id: str
 ) -> Message | None:

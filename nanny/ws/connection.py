@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections import deque
 from datetime import datetime
@@ -25,6 +26,27 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4001
+
+
+# Frames written together in one system call, at most.
+_MAX_COALESCED = 64
+
+
+def text_frames(texts: list[str]) -> bytes:
+    """Unmasked, uncompressed WebSocket text frames (RFC 6455 5.2: server frames are not
+    masked; RFC 7692 lets an uncompressed message through even where deflate was negotiated)."""
+    parts = []
+    for text in texts:
+        payload = text.encode()
+        size = len(payload)
+        if size < 126:
+            parts.append(bytes((0x81, size)))
+        elif size < 65536:
+            parts.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            parts.append(struct.pack("!BBQ", 0x81, 127, size))
+        parts.append(payload)
+    return b"".join(parts)
 
 
 class _Close:
@@ -176,6 +198,22 @@ class Connection:
                 if isinstance(item, _Close):
                     await ws.close(code=item.code, message=item.reason.encode())
                     return
+                transport = self._transport
+                if (
+                    queue
+                    and isinstance(queue[0], str)
+                    and transport is not None
+                    and not transport.is_closing()
+                    and transport.get_write_buffer_size() == 0
+                ):
+                    # Several frames waiting (an ack and its message, a burst) and the socket
+                    # keeping up: one write for all of them. Otherwise send_str, which waits
+                    # for a slow reader to drain.
+                    batch = [item]
+                    while queue and isinstance(queue[0], str) and len(batch) < _MAX_COALESCED:
+                        batch.append(queue.popleft())
+                    transport.write(text_frames(batch))
+                    continue
                 await ws.send_str(item)
         except asyncio.CancelledError:
             raise

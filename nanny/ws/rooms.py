@@ -23,6 +23,7 @@ from nanny.db import chat as db_chat
 from nanny.errors import Forbidden, NotFound, ValidationFailed
 from nanny.http.responses import dumps, rfc3339
 from nanny.keys import POOL, USER_CACHE
+from nanny.ws.batch import MessageBatcher
 from nanny.ws.broker import Broker
 from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Connection
 from nanny.ws.limits import WsLimits
@@ -106,6 +107,7 @@ class ChatHub:
         self.closing = False
         self._broker_seen = False
         broker.bind(self.on_remote, self.resync)
+        self._batcher = MessageBatcher(lambda: self.pool, self._spawn)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -406,10 +408,9 @@ class ChatHub:
         ack_to: Connection | None = None,
     ) -> tuple[db_chat.Message, bool]:
         """Store, acknowledge, then fan out: the one path of WebSocket and REST sends."""
-        async with self.pool.acquire() as db:
-            stored = await db_chat.store_message(
-                db, booking_id=booking_id, sender_id=user_id, content=content, client_id=client_id
-            )
+        stored = await self._batcher.store(
+            booking_id=booking_id, sender_id=user_id, content=content, client_id=client_id
+        )
         if stored is None:
             access = await self.require_participant(user_id, booking_id)
             # A participant without a chat row: chat_access created it; try once more.

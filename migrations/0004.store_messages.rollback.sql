@@ -1,0 +1,1 @@
+DROP FUNCTION nanny_store_messages(integer[], integer[], text[], text[]);
