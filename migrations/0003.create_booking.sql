@@ -16,7 +16,7 @@ CREATE FUNCTION nanny_create_booking(
     p_calendar_lock integer,
     -- created | no_owner | no_pet | no_service | wrong_sitter | too_many
     OUT outcome text,
-    -- the owner's pending bookings before this one (for too_many)
+    -- the owner's pending bookings before this one, counted up to the cap (for too_many)
     OUT pending integer,
     -- the booking as nanny/db/bookings.py reads it, when created
     OUT booking_id integer,
@@ -76,8 +76,11 @@ BEGIN
         outcome := 'wrong_sitter';
         RETURN;
     END IF;
-    pending := (SELECT count(*) FROM bookings bk
-                WHERE bk.owner_id = p_owner_id AND bk.status = 'pending');
+    -- Counted up to the cap only: reaching it is all that matters.
+    pending := (SELECT count(*) FROM (
+                    SELECT 1 FROM bookings bk
+                    WHERE bk.owner_id = p_owner_id AND bk.status = 'pending'
+                    LIMIT p_max_pending) AS open);
     IF pending >= p_max_pending THEN
         outcome := 'too_many';
         RETURN;
