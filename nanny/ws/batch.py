@@ -79,9 +79,10 @@ class MessageBatcher:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-        except asyncio.CancelledError:  # the hub is stopping
-            for _, future in batch:
+        except asyncio.CancelledError:  # the hub is stopping: no batch starts after this one
+            for _, future in [*batch, *self._queue]:
                 future.cancel()
+            self._queue.clear()
             raise
         finally:
             self._in_flight -= 1
