@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -27,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -48,12 +48,12 @@ ResyncHandler = Callable[[], Awaitable[None]]
 
 
 def encode_event(header: dict[str, Any], frame: str) -> bytes:
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + frame.encode()
+    return orjson.dumps(header) + b"\n" + frame.encode()
 
 
 def decode_event(data: bytes) -> tuple[dict[str, Any], str]:
     head, _, frame = data.partition(b"\n")
-    return json.loads(head), frame.decode()
+    return orjson.loads(head), frame.decode()
 
 
 class Broker:
