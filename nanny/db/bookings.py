@@ -162,6 +162,18 @@ async def get_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | No
     return _booking(row)
 
 
+async def get_bookings(conn: asyncpg.Connection, booking_ids: list[int]) -> list[Booking]:
+    """Several bookings in one round trip, in booking_id order (missing ones left out)."""
+    rows = await conn.fetch(
+        f"""
+        WITH b AS (SELECT * FROM bookings WHERE booking_id = ANY($1::int[])) {_WITH_PARTIES}
+        ORDER BY b.booking_id
+        """,
+        booking_ids,
+    )
+    return [_booking(r) for r in rows]
+
+
 async def confirm_booking(
     conn: asyncpg.Connection, booking_id: int, sitter_id: int
 ) -> Booking | None:

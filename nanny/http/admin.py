@@ -255,11 +255,11 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
     search_changed(request.app)
     request.app[CHAT_HUB].user_changed(user_id, deleted=True)
     # The same event, with the same JSON, as every other status change of a booking.
-    async with request.app[POOL].acquire() as conn:
-        for booking_id in cancelled:
-            booking = await db_bookings.get_booking(conn, booking_id)
-            if booking is not None:
-                await booking_changed(request.app, event_json(booking))
+    if cancelled:
+        async with request.app[POOL].acquire() as conn:
+            bookings = await db_bookings.get_bookings(conn, cancelled)
+        for booking in bookings:
+            await booking_changed(request.app, event_json(booking))
     return web.Response(status=204)
 
 
