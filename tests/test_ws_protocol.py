@@ -468,3 +468,28 @@ async def test_deleting_a_user_closes_their_sockets(client, room):
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.closed
     count = await client.app[POOL].fetchval("SELECT count(*) FROM messages")
     assert count == 0
+
+
+async def test_escaped_lone_surrogates_are_bad_frames(client, room):
+    """JSON may escape half of a UTF-16 pair (\\ud800), which is not text: it could be neither
+    stored nor echoed back in an error frame. Such frames are bad_frame, the socket stays."""
+    owner, _, booking_id = room
+    ws = await client.ws_connect("/api/ws", headers=owner.headers)
+    await subscribe(ws, booking_id)
+    for raw in (
+        '{"type": "\\ud800"}',
+        f'{{"type": "send", "booking_id": {booking_id}, "content": "a\\ud800b"}}',
+        f'{{"type": "send", "booking_id": {booking_id}, "content": "x", "client_id": "\\udfff"}}',
+    ):
+        await ws.send_str(raw)
+        assert (await _error(ws))["code"] == "bad_frame"
+    await ws.send_json({"type": "ping"})
+    assert await recv(ws) == {"type": "pong"}
+    resp = await client.post(
+        f"/api/bookings/{booking_id}/messages",
+        data=b'{"content": "a\\ud800"}',
+        headers=owner.headers | {"Content-Type": "application/json"},
+    )
+    assert resp.status == 400 and (await resp.json())["code"] == "validation_error"
+    assert await client.app[POOL].fetchval("SELECT count(*) FROM messages") == 0
+    await ws.close()

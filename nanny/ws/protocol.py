@@ -8,12 +8,12 @@ connection stays open; so does a handler's NannyError (forbidden, not_found, …
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nanny.errors import NannyError
@@ -71,9 +71,12 @@ def _ref(data: Any) -> dict[str, Any] | None:
 
 
 def parse(text: str) -> tuple[Any, dict[str, Any] | None]:
+    """The frame's JSON, or None. orjson refuses what could not be sent back or stored: escaped
+    lone surrogates (not text; echoing one in an error frame would fail) and nesting deeper than
+    1,024 levels."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays/objects
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None, None
     return data, _ref(data)
 
