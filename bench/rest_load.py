@@ -2,6 +2,10 @@
 drives it with wrk (a separate process, fixed connections, fixed time), printing req/s, p50 and p99
 for search, get booking, owner's bookings list, create booking and login.
 
+Each configuration first measures `bench/baseline_app.py` (a bare aiohttp + asyncpg endpoint that
+reads one booking by id) with the same processes and pool size: the machine's ceiling. The last
+column gives each scenario's throughput as a share of it, which compares across machines.
+
     python bench/rest_load.py --scale 1 --workers 1 2 --duration 10 --connections 64
 
 Needs wrk (Debian package `wrk`), PostgreSQL (DATABASE_URL's server; default the local one) and, for
@@ -201,17 +205,23 @@ def start_server(env: dict, port: int, workers: int) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    wait_until_answers(proc, f"http://127.0.0.1:{port}/api/health")
+    return proc
+
+
+def wait_until_answers(proc: subprocess.Popen, url: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("server did not become healthy")
+    stop_server(proc)
+    raise RuntimeError(f"{url} did not answer")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -301,7 +311,7 @@ def main() -> int:
         "--only",
         nargs="+",
         default=None,
-        choices=["search", "get_booking", "owner_bookings", "create_booking", "login"],
+        choices=["baseline", "search", "get_booking", "owner_bookings", "create_booking", "login"],
     )
     args = parser.parse_args()
 
@@ -335,6 +345,8 @@ def main() -> int:
             print(f"# scale {scale}: seeded in {time.monotonic() - t0:.1f}s", flush=True)
             fx = asyncio.run(pick_fixtures(dsn, 500))
             for workers in args.workers:
+                if not args.only or "baseline" in args.only:
+                    results.append(run_baseline(args, fx, dsn, scale, workers))
                 port = free_port()
                 wenv = env | ({"REDIS_URL": args.redis_url} if workers > 1 else {})
                 proc = start_server(wenv, port, workers)
@@ -350,18 +362,59 @@ def main() -> int:
                 ["psql", admin_dsn, "-qc", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)']
             )
 
+    baselines = {
+        (r["scale"], r["workers"]): r["rps"] for r in results if r["scenario"] == "baseline"
+    }
     print()
     print(
         f"{'scale':>5} {'workers':>7} {'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8}"
+        f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8} {'of base':>8}"
     )
     for r in results:
+        base = baselines.get((r["scale"], r["workers"]))
+        share = f"{r['rps'] / base:>8.0%}" if base else f"{'-':>8}"
         print(
             f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<16} {r['rps']:>9.0f} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non2xx']:>8} {r['socket_errors']:>6} "
-            f"{r['rss_mib']:>8.0f}"
+            f"{r['rss_mib']:>8.0f} {share}"
         )
     return 0
+
+
+def run_baseline(args, fx, dsn: str, scale: int, workers: int) -> dict:
+    """The bare endpoint with this configuration's processes, over the same booking ids."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "baseline_app.py"),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--database-url",
+            dsn,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_until_answers(
+            proc, f"http://127.0.0.1:{port}/bookings/{fx['bookings'][0]['booking_id']}"
+        )
+        script = script_rotating_get([(f"/bookings/{b['booking_id']}", "") for b in fx["bookings"]])
+        r = run_wrk(port, script, args.duration, args.connections)
+        r |= {
+            "scale": scale,
+            "workers": workers,
+            "scenario": "baseline",
+            "rss_mib": server_rss_kib(proc) / 1024,
+        }
+        print(json.dumps(r), flush=True)
+        return r
+    finally:
+        stop_server(proc)
 
 
 def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[dict]:
