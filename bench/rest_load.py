@@ -4,7 +4,8 @@ for search, get booking, owner's bookings list, create booking and login.
 
 Each configuration first measures `bench/baseline_app.py` (a bare aiohttp + asyncpg endpoint that
 reads one booking by id) with the same processes and pool size: the machine's ceiling. The last
-column gives each scenario's throughput as a share of it, which compares across machines.
+columns give each scenario's throughput as a share of it, which compares across machines, and
+the CPU time the server's processes and PostgreSQL's spent per request.
 
     python bench/rest_load.py --scale 1 --workers 1 2 --duration 10 --connections 64
 
@@ -234,6 +235,58 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def cpu_seconds() -> dict[int, float]:
+    """CPU time (user + system) of every process, by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def measured_wrk(proc: subprocess.Popen, port: int, script: str, args) -> dict:
+    """wrk's figures plus the CPU the server and PostgreSQL spent per request: throughput on a
+    shared VM swings with its neighbours, CPU per request much less."""
+    server = process_group(proc)
+    postgres = {pid for pid in cpu_seconds() if is_postgres(pid)}
+    before = cpu_seconds()
+    r = run_wrk(port, script, args.duration, args.connections)
+    after = cpu_seconds()
+    postgres |= {pid for pid in after if pid not in before and is_postgres(pid)}
+
+    def spent(pids: set[int]) -> float:
+        return sum(after.get(p, 0.0) - before.get(p, 0.0) for p in pids)
+
+    requests = max(r["requests"], 1)
+    r["server_us"] = spent(server) / requests * 1e6
+    r["db_us"] = spent(postgres) / requests * 1e6
+    return r
+
+
+def process_group(proc: subprocess.Popen) -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == proc.pid:
+                    pids.add(int(entry.name))
+            except (OSError, ProcessLookupError):
+                continue
+    return pids
+
+
+def is_postgres(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
+    except OSError:
+        return False
+
+
 def server_rss_kib(proc: subprocess.Popen) -> int:
     """Resident memory of the server's whole process group."""
     total = 0
@@ -368,7 +421,7 @@ def main() -> int:
     print()
     print(
         f"{'scale':>5} {'workers':>7} {'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8} {'of base':>8}"
+        f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8} {'of base':>8} {'srv µs':>7} {'db µs':>7}"
     )
     for r in results:
         base = baselines.get((r["scale"], r["workers"]))
@@ -376,7 +429,7 @@ def main() -> int:
         print(
             f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<16} {r['rps']:>9.0f} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non2xx']:>8} {r['socket_errors']:>6} "
-            f"{r['rss_mib']:>8.0f} {share}"
+            f"{r['rss_mib']:>8.0f} {share} {r['server_us']:>7.0f} {r['db_us']:>7.0f}"
         )
     return 0
 
@@ -404,7 +457,7 @@ def run_baseline(args, fx, dsn: str, scale: int, workers: int) -> dict:
             proc, f"http://127.0.0.1:{port}/bookings/{fx['bookings'][0]['booking_id']}"
         )
         script = script_rotating_get([(f"/bookings/{b['booking_id']}", "") for b in fx["bookings"]])
-        r = run_wrk(port, script, args.duration, args.connections)
+        r = measured_wrk(proc, port, script, args)
         r |= {
             "scale": scale,
             "workers": workers,
@@ -467,7 +520,7 @@ def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[d
     for name, script in scenarios.items():
         if args.only and name not in args.only:
             continue
-        r = run_wrk(port, script, args.duration, args.connections)
+        r = measured_wrk(proc, port, script, args)
         r |= {
             "scale": scale,
             "workers": workers,
