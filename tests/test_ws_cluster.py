@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from nanny.app import create_app
 from nanny.events import booking_changed
@@ -108,15 +109,21 @@ async def test_conversation_across_processes(cluster):
     assert (await collect_messages(owner1, 1))[0]["seq"] == 2
 
     # A status change (announced by any process, here an in-process app on the same Redis)
-    # reaches the room and the sitter's socket that joined no room.
+    # reaches the room, an admin watching it and the sitter's socket that joined no room,
+    # each once.
     idle = await c.ws(c.one, c.sitter)
     await idle.send_json({"type": "ping"})
     await recv(idle, "pong")
+    admin2 = await c.ws(c.two, await make_admin(c.app_client))
+    await subscribe(admin2, b)
     await booking_changed(
         c.app_client.app, await booking_json(c.app_client.app[POOL], b, "confirmed")
     )
-    for ws in (idle, owner1, owner2, sitter2):
+    for ws in (idle, owner1, owner2, sitter2, admin2):
         assert (await recv(ws, "booking"))["booking"]["status"] == "confirmed"
+    for ws in (idle, owner1, owner2, sitter2, admin2):
+        await no_frame(ws, "booking")
+    await admin2.close()
 
     # The sitter leaves: owners on both processes see it once.
     await sitter2.close()
@@ -125,6 +132,50 @@ async def test_conversation_across_processes(cluster):
         assert (await recv(ws, "presence"))["online"] is False
     await owner1.close()
     await owner2.close()
+
+
+async def test_booking_events_reach_only_processes_with_the_users_sockets(
+    cluster, redis_server_url
+):
+    """Each process listens to a user's booking events while it holds a socket of that user,
+    from before the client is told it is signed in (so no event falls in between), and stops
+    with the user's last socket there."""
+    c = cluster
+    redis = aioredis.from_url(redis_server_url)
+    channel = f"{c.one.env['REDIS_PREFIX']}:user:{c.owner.user_id}"
+
+    async def listeners() -> int:
+        return dict(await redis.pubsub_numsub(channel))[channel.encode()]
+
+    async def listeners_become(n: int) -> None:
+        while await listeners() != n:
+            await asyncio.sleep(0.02)
+
+    try:
+        assert await listeners() == 0
+        first = await c.ws(c.one, c.owner)  # signed in by the upgrade's header
+        assert await listeners() == 1
+        second = await c.ws(c.one, c.owner)  # the same process holds one subscription
+        assert await listeners() == 1
+        third = await c.session.ws_connect(f"{c.two.url}/api/ws")
+        await third.send_json({"type": "auth", "token": c.owner.token})
+        assert (await recv(third, "authenticated"))["user_id"] == c.owner.user_id
+        assert await listeners() == 2
+        await first.close()
+        await second.send_json({"type": "ping"})
+        await recv(second, "pong")
+        assert await listeners() == 2  # the other socket there still holds it
+        await second.close()
+        await asyncio.wait_for(listeners_become(1), timeout=3)
+        await booking_changed(
+            c.app_client.app,
+            await booking_json(c.app_client.app[POOL], c.booking_id, "confirmed"),
+        )
+        assert (await recv(third, "booking"))["booking"]["booking_id"] == c.booking_id
+        await third.close()
+        await asyncio.wait_for(listeners_become(0), timeout=3)
+    finally:
+        await redis.aclose()
 
 
 async def test_burst_from_two_processes(cluster):

@@ -6,8 +6,9 @@ the broker, which carries it to the other processes only. Two implementations:
 - `InProcessBroker`: one process, no Redis; publishing has nowhere to go, presence is a dict.
 - `RedisBroker`: Redis pub/sub, one channel per room with per-process reference counting (the
   hub subscribes when a room's first local member joins and unsubscribes when the last one
-  leaves, as encode/broadcaster does), plus one shared channel every process hears for booking
-  events and user changes.
+  leaves, as encode/broadcaster does), the same per signed-in user for booking events that
+  reach a user's sockets outside the room, and one shared channel every process hears for user
+  changes. A process reads only the events some local socket wants.
   On a dropped connection it reconnects, re-subscribes every room still needed, and then asks
   the hub to catch its rooms up from the database; events published meanwhile wait in an
   outbox (messages, read marks and booking events) or are dropped (typing, presence: stale).
@@ -38,9 +39,9 @@ log = logging.getLogger("nanny.ws.broker")
 # matter after the fact; typing and presence pings are worthless once stale (presence is re-read
 # anyway).
 KEEP_WHILE_DOWN = {"m": True, "r": True, "b": True, "u": True, "t": False, "p": False}
-# Kinds every process hears on one shared channel (booking events reach users outside the room,
-# user changes reach every process's caches); the others go to their room's channel.
-SHARED_KINDS = frozenset({"b", "u"})
+# Kinds every process hears on one shared channel (user changes reach every process's caches).
+# An event addressed to a user ("to") goes to that user's channel; the others to their room's.
+SHARED_KINDS = frozenset({"u"})
 OUTBOX_LIMIT = 100_000
 
 RemoteHandler = Callable[[dict[str, Any], str], None]
@@ -77,6 +78,12 @@ class Broker:
         broker is down, at once: the resync after reconnecting covers the room)."""
 
     def unsubscribe_room(self, booking_id: int) -> None:
+        pass
+
+    async def subscribe_user(self, user_id: int) -> None:
+        """Return once events addressed to the user (header "to") will be heard."""
+
+    def unsubscribe_user(self, user_id: int) -> None:
         pass
 
     def publish(self, header: dict[str, Any], frame: str) -> None:
@@ -141,6 +148,7 @@ class RedisBroker(Broker):
         self._shared_channel = f"{prefix}:shared"
         self._channels: set[str] = {self._shared_channel}
         self._confirmations: dict[str, asyncio.Future] = {}
+        self._to_subscribe: list[str] = []
         self._pubsub: Any = None
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
@@ -151,6 +159,9 @@ class RedisBroker(Broker):
 
     def room_channel(self, booking_id: int) -> str:
         return f"{self._prefix}:room:{booking_id}"
+
+    def user_channel(self, user_id: int) -> str:
+        return f"{self._prefix}:user:{user_id}"
 
     def presence_key(self, booking_id: int) -> str:
         return f"{self._prefix}:presence:{booking_id}"
@@ -186,27 +197,57 @@ class RedisBroker(Broker):
     # -- subscriptions -------------------------------------------------------------------
 
     async def subscribe_room(self, booking_id: int) -> None:
-        channel = self.room_channel(booking_id)
+        await self._subscribe(self.room_channel(booking_id))
+
+    def unsubscribe_room(self, booking_id: int) -> None:
+        self._unsubscribe(self.room_channel(booking_id))
+
+    async def subscribe_user(self, user_id: int) -> None:
+        await self._subscribe(self.user_channel(user_id))
+
+    def unsubscribe_user(self, user_id: int) -> None:
+        self._unsubscribe(self.user_channel(user_id))
+
+    async def _subscribe(self, channel: str) -> None:
         self._channels.add(channel)
         pubsub = self._pubsub
         if pubsub is None:
             return
         confirmed = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = confirmed
+        # Sign-ins and joins come in bursts (clients reconnecting after a restart): one
+        # SUBSCRIBE carries every channel asked for meanwhile.
+        self._to_subscribe.append(channel)
+        if len(self._to_subscribe) == 1:
+            task = asyncio.create_task(self._send_subscribes(pubsub))
+            self._tasks.append(task)
+            task.add_done_callback(self._forget_task)
         try:
-            await pubsub.subscribe(channel)
             await asyncio.wait_for(asyncio.shield(confirmed), timeout=5)
-        except (RedisError, OSError, TimeoutError, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            log.warning("subscribing to %s failed (%r); the reconnect will cover it", channel, exc)
+        except TimeoutError:
+            log.warning("subscribing to %s timed out; the reconnect will cover it", channel)
 
-    def unsubscribe_room(self, booking_id: int) -> None:
-        channel = self.room_channel(booking_id)
+    async def _send_subscribes(self, pubsub: Any) -> None:
+        await asyncio.sleep(0)  # let the other channels of this moment join
+        channels, self._to_subscribe = self._to_subscribe, []
+        try:
+            await pubsub.subscribe(*channels)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "subscribing to %d channels failed (%r); the reconnect will cover them",
+                len(channels),
+                exc,
+            )
+            for channel in channels:
+                confirmed = self._confirmations.pop(channel, None)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+
+    def _unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
         pubsub = self._pubsub
         if pubsub is not None:
-            task = asyncio.create_task(self._unsubscribe(pubsub, channel))
+            task = asyncio.create_task(self._send_unsubscribe(pubsub, channel))
             self._tasks.append(task)
             task.add_done_callback(self._forget_task)
 
@@ -214,9 +255,9 @@ class RedisBroker(Broker):
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)
 
-    async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
+    async def _send_unsubscribe(self, pubsub: Any, channel: str) -> None:
         with contextlib.suppress(RedisError, OSError):
-            # A room left and re-joined meanwhile keeps its subscription: Redis runs the
+            # A channel left and re-joined meanwhile keeps its subscription: Redis runs the
             # commands of one connection in order, so the later SUBSCRIBE wins.
             if channel not in self._channels:
                 await pubsub.unsubscribe(channel)
@@ -301,7 +342,12 @@ class RedisBroker(Broker):
         kind = header["k"]
         if not self.connected and not KEEP_WHILE_DOWN.get(kind, True):
             return
-        channel = self._shared_channel if kind in SHARED_KINDS else self.room_channel(header["b"])
+        if "to" in header:
+            channel = self.user_channel(header["to"])
+        elif kind in SHARED_KINDS:
+            channel = self._shared_channel
+        else:
+            channel = self.room_channel(header["b"])
         if len(self._outbox) >= OUTBOX_LIMIT:
             # The events are in the database; receivers fill gaps from there.
             self._outbox.popleft()

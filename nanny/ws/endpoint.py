@@ -75,22 +75,36 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise ValidationFailed("GET /api/ws expects a WebSocket upgrade")
-    await ws.prepare(request)
-    conn = Connection(ws, request, limits)
-    hub.add_connection(conn)
+    # The user's booking events are heard here before the client learns it is signed in (the
+    # upgrade's answer, or the `authenticated` frame), so none falls in between.
+    feed_user = None
     try:
-        if authenticated is None:
-            authenticated = await _first_frame_auth(hub, conn)
         if authenticated is not None:
-            user, claims = authenticated
-            conn.user_id = user.user_id
-            conn.role = user.role
-            conn.expire_at(claims.expires_at)
-            hub.authenticated(conn)
-            await _serve(hub, conn)
+            feed_user = authenticated[0].user_id
+            await hub.hold_user_feed(feed_user)
+        await ws.prepare(request)
+        conn = Connection(ws, request, limits)
+        hub.add_connection(conn)
+        try:
+            if authenticated is None:
+                authenticated = await _first_frame_auth(hub, conn)
+                if authenticated is not None:
+                    feed_user = authenticated[0].user_id
+                    await hub.hold_user_feed(feed_user)
+                    conn.send(dumps({"type": "authenticated", "user_id": feed_user}))
+            if authenticated is not None:
+                user, claims = authenticated
+                conn.user_id = user.user_id
+                conn.role = user.role
+                conn.expire_at(claims.expires_at)
+                hub.authenticated(conn)
+                await _serve(hub, conn)
+        finally:
+            await hub.remove_connection(conn)
+            await conn.finish()
     finally:
-        await hub.remove_connection(conn)
-        await conn.finish()
+        if feed_user is not None:
+            hub.release_user_feed(feed_user)
     return ws
 
 
@@ -120,7 +134,6 @@ async def _first_frame_auth(hub: ChatHub, conn: Connection):
     except RateLimited as exc:
         conn.close(CLOSE_POLICY, exc.message[:100])
         return None
-    conn.send(dumps({"type": "authenticated", "user_id": user.user_id}))
     return user, claims
 
 

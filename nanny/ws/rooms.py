@@ -97,6 +97,11 @@ class ChatHub:
         self.connections: set[Connection] = set()
         self.by_user: dict[int, set[Connection]] = {}
         self.rooms: dict[int, Room] = {}
+        # user_id -> this process's connections that need the user's booking events (the
+        # user's broker channel is subscribed while there is one), and the subscriptions
+        # still waiting for Redis's confirmation
+        self._feed_holders: dict[int, int] = {}
+        self._feed_pending: dict[int, asyncio.Task] = {}
         # (booking_id, user_id) -> this process's connections of the user in the room
         self._present: dict[tuple[int, int], int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -132,6 +137,29 @@ class ChatHub:
         if deleted:
             for conn in list(self.by_user.get(user_id, ())):
                 conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
+
+    async def hold_user_feed(self, user_id: int) -> None:
+        """Booking events addressed to the user reach this process from when this returns
+        (the user's broker channel is subscribed and confirmed) until the matching
+        `release_user_feed`. Every call holds, even one cancelled while waiting."""
+        holders = self._feed_holders.get(user_id, 0)
+        self._feed_holders[user_id] = holders + 1
+        if holders == 0:
+            self._feed_pending[user_id] = self._spawn(self.broker.subscribe_user(user_id))
+        pending = self._feed_pending.get(user_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            if self._feed_pending.get(user_id) is pending:
+                del self._feed_pending[user_id]
+
+    def release_user_feed(self, user_id: int) -> None:
+        holders = self._feed_holders[user_id] - 1
+        if holders:
+            self._feed_holders[user_id] = holders
+            return
+        del self._feed_holders[user_id]
+        self._feed_pending.pop(user_id, None)
+        self.broker.unsubscribe_user(user_id)
 
     def add_connection(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -474,23 +502,34 @@ class ChatHub:
         self.broker.publish({"k": "t", "b": booking_id, "u": conn.user_id}, frame)
 
     async def booking_changed(self, app: web.Application, booking: dict[str, Any]) -> None:
-        """The listener of nanny.events: push a committed status change live."""
+        """The listener of nanny.events: push a committed status change live, to the room and
+        to every connection of the booking's owner and sitter."""
         frame = dumps({"type": "booking", "booking": booking})
-        header = {
-            "k": "b",
-            "b": booking["booking_id"],
-            "u": [booking.get("owner_id"), booking.get("sitter_id")],
-        }
-        self._booking_to_local(header, frame)
-        self.broker.publish(header, frame)
-
-    def _booking_to_local(self, header: dict[str, Any], frame: str) -> None:
+        booking_id = booking["booking_id"]
+        parties = [u for u in (booking.get("owner_id"), booking.get("sitter_id")) if u]
         recipients: set[Connection] = set()
-        room = self.rooms.get(header["b"])
+        room = self.rooms.get(booking_id)
         if room is not None:
             recipients.update(room.members)
-        for user_id in header.get("u") or ():
+        for user_id in parties:
             recipients.update(self.by_user.get(user_id, ()))
+        for conn in recipients:
+            conn.send(frame)
+        # Elsewhere the parties' sockets hear it on their user's channel, and the room's other
+        # members (admins watching) on the room's: each socket gets it once, and a process
+        # reads it only if one of its sockets wants it.
+        self.broker.publish({"k": "b", "b": booking_id, "u": parties}, frame)
+        for user_id in parties:
+            self.broker.publish({"k": "b", "b": booking_id, "to": user_id}, frame)
+
+    def _booking_from_remote(self, header: dict[str, Any], frame: str) -> None:
+        if "to" in header:
+            recipients = self.by_user.get(header["to"], ())
+        else:
+            room = self.rooms.get(header["b"])
+            parties = header.get("u") or ()
+            recipients = () if room is None else room.members
+            recipients = [conn for conn in recipients if conn.user_id not in parties]
         for conn in recipients:
             conn.send(frame)
 
@@ -513,7 +552,7 @@ class ChatHub:
         """An event published by another process."""
         kind = header.get("k")
         if kind == "b":
-            self._booking_to_local(header, frame)
+            self._booking_from_remote(header, frame)
             return
         if kind == "u":
             self._user_changed_here(header["u"], bool(header.get("d")))
