@@ -151,6 +151,9 @@ async def access_middleware(request: web.Request, handler) -> web.StreamResponse
 def _observe(request: web.Request, status: int, seconds: float) -> None:
     route = route_template(request)
     metrics.observe_request(request.app, request.method, route, status, seconds)
+    level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
+    if not access_log.isEnabledFor(level):
+        return
     user = request.get(USER_KEY)
     fields = {
         "method": request.method,
@@ -162,7 +165,6 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
         "user_id": user.user_id if user is not None else None,
         "remote": request.remote,
     }
-    level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
     access_log.log(
         level, "%s %s %s %.1f ms", request.method, route, status, seconds * 1000, extra=fields
     )
