@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nanny.db import bookings as db_bookings
 from nanny.events import on_booking_changed
 from nanny.keys import POOL
 from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
@@ -251,6 +253,65 @@ async def test_delete_sitter_cancels_its_bookings_and_hides_it(client):
     assert resp.status == 404
     resp = await client.post(f"/api/admin/sitters/{sitter.user_id}/approve", headers=admin.headers)
     assert resp.status == 404
+
+
+async def test_sitter_deleted_while_a_booking_is_created_gets_it_cancelled(client):
+    """The deletion waits for a booking being created for the sitter to commit and cancels it
+    with the sitter's other open bookings: it is never left pending for a deleted account."""
+    admin = await make_admin(client)
+    owner = await make_owner(client)
+    sitter = await make_sitter(client)
+    pet_id = await insert_pet(client, owner.user_id)
+    service_id = await insert_service(client, sitter.user_id)
+    pool = client.app[POOL]
+    start = datetime.now(UTC) + timedelta(days=3)
+
+    async def deletion_waits_on_the_calendar_lock() -> None:
+        while not await pool.fetchval(
+            """
+            SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event = 'advisory'
+            """
+        ):
+            await asyncio.sleep(0.02)
+
+    async with pool.acquire() as conn, conn.transaction():
+        creation = await db_bookings.create_booking(
+            conn,
+            owner_id=owner.user_id,
+            sitter_id=sitter.user_id,
+            pet_id=pet_id,
+            service_id=service_id,
+            start_time=start,
+            end_time=start + timedelta(hours=2),
+            max_pending=10,
+        )
+        assert creation.outcome == "created"
+        deletion = asyncio.create_task(
+            client.delete(f"/api/admin/users/{sitter.user_id}", headers=admin.headers)
+        )
+        await asyncio.wait_for(deletion_waits_on_the_calendar_lock(), timeout=5)
+        assert not deletion.done()
+    resp = await deletion
+    assert resp.status == 204
+    status = await pool.fetchval(
+        "SELECT status FROM bookings WHERE booking_id = $1", creation.booking.booking_id
+    )
+    assert status == "cancelled"
+
+    # Once the sitter is deleted, a creation sees it and books nothing.
+    async with pool.acquire() as conn:
+        late = await db_bookings.create_booking(
+            conn,
+            owner_id=owner.user_id,
+            sitter_id=sitter.user_id,
+            pet_id=pet_id,
+            service_id=service_id,
+            start_time=start + timedelta(days=1),
+            end_time=start + timedelta(days=1, hours=2),
+            max_pending=10,
+        )
+    assert late.outcome == "no_service" and late.booking is None
 
 
 async def test_admin_cannot_delete_itself(client):

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from nanny.db import bookings as db_bookings
 from nanny.db.users import User, _user
 
 
@@ -176,6 +177,9 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] 
     stay, shown with 'Deleted user'. Returns the ids of the cancelled bookings, None when no
     live user."""
     async with conn.transaction():
+        # A booking being created with this user as its sitter commits first, so the
+        # cancellation below sees it; later ones see the user deleted.
+        await db_bookings.lock_sitter_calendar(conn, user_id)
         deleted = await conn.fetchval(
             """
             UPDATE users SET email = NULL, phone = NULL, password_hash = NULL,

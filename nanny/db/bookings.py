@@ -103,6 +103,12 @@ class Creation:
 _SITTER_CALENDAR_LOCK = 0x6E6E7962
 
 
+async def lock_sitter_calendar(conn: asyncpg.Connection, sitter_id: int) -> None:
+    """Wait for the sitter's bookings being created to commit, and hold off new ones until this
+    transaction ends (the lock nanny_create_booking takes before it reads the sitter)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SITTER_CALENDAR_LOCK, sitter_id)
+
+
 async def create_booking(
     conn: asyncpg.Connection,
     *,
