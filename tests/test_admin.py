@@ -275,8 +275,8 @@ async def test_sitter_deleted_while_a_booking_is_created_gets_it_cancelled(clien
         ):
             await asyncio.sleep(0.02)
 
-    async with pool.acquire() as conn, conn.transaction():
-        creation = await db_bookings.create_booking(
+    async def create(conn, start: datetime) -> db_bookings.Creation:
+        return await db_bookings.create_booking(
             conn,
             owner_id=owner.user_id,
             sitter_id=sitter.user_id,
@@ -286,6 +286,9 @@ async def test_sitter_deleted_while_a_booking_is_created_gets_it_cancelled(clien
             end_time=start + timedelta(hours=2),
             max_pending=10,
         )
+
+    async with pool.acquire() as conn, conn.transaction():
+        creation = await create(conn, start)
         assert creation.outcome == "created"
         deletion = asyncio.create_task(
             client.delete(f"/api/admin/users/{sitter.user_id}", headers=admin.headers)
@@ -301,16 +304,7 @@ async def test_sitter_deleted_while_a_booking_is_created_gets_it_cancelled(clien
 
     # Once the sitter is deleted, a creation sees it and books nothing.
     async with pool.acquire() as conn:
-        late = await db_bookings.create_booking(
-            conn,
-            owner_id=owner.user_id,
-            sitter_id=sitter.user_id,
-            pet_id=pet_id,
-            service_id=service_id,
-            start_time=start + timedelta(days=1),
-            end_time=start + timedelta(days=1, hours=2),
-            max_pending=10,
-        )
+        late = await create(conn, start + timedelta(days=1))
     assert late.outcome == "no_service" and late.booking is None
 
 
