@@ -525,11 +525,11 @@ class ChatHub:
     def _booking_from_remote(self, header: dict[str, Any], frame: str) -> None:
         if "to" in header:
             recipients = self.by_user.get(header["to"], ())
-        else:
+        else:  # the room's copy: for its members who are neither party (admins watching)
             room = self.rooms.get(header["b"])
             parties = header.get("u") or ()
-            recipients = () if room is None else room.members
-            recipients = [conn for conn in recipients if conn.user_id not in parties]
+            members = room.members if room is not None else ()
+            recipients = [conn for conn in members if conn.user_id not in parties]
         for conn in recipients:
             conn.send(frame)
 
