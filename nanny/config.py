@@ -70,6 +70,8 @@ class Settings:
     rate_ws_connect_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_WS_CONNECT_PER_USER"]
     metrics_allow: tuple[IPNetwork, ...] = DEFAULT_METRICS_ALLOW
     metrics_token: str = field(default="", repr=False)
+    # Reverse proxies whose X-Forwarded-For is believed (none: the header is ignored).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     startup_timeout_seconds: float = 60.0
     shutdown_timeout_seconds: float = 10.0
     # How long a process may answer a repeated service search from memory (0 disables).
@@ -159,11 +161,13 @@ def _rate_limit(env: Mapping[str, str], name: str) -> RateLimit:
     return RateLimit(count, seconds)
 
 
-def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+def _networks(
+    env: Mapping[str, str], name: str, default: tuple[IPNetwork, ...]
+) -> tuple[IPNetwork, ...]:
     raw = env.get(name)
     if raw is None or not raw.strip():
-        return DEFAULT_METRICS_ALLOW
-    if raw.strip().lower() == "none":  # token only
+        return default
+    if raw.strip().lower() == "none":
         return ()
     networks = []
     for part in raw.split(","):
@@ -260,8 +264,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_register_per_email=_rate_limit(env, "RATE_REGISTER_PER_EMAIL"),
         rate_bookings_per_owner=_rate_limit(env, "RATE_BOOKINGS_PER_OWNER"),
         rate_ws_connect_per_user=_rate_limit(env, "RATE_WS_CONNECT_PER_USER"),
-        metrics_allow=_networks(env, "METRICS_ALLOW"),
+        metrics_allow=_networks(env, "METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
         metrics_token=_metrics_token(env),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES", ()),
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
         search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),

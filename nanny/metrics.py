@@ -9,7 +9,6 @@ the connection, so scrape each replica, or sum across scrapes, rather than trust
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from prometheus_client import (
 )
 
 from nanny.errors import Forbidden
+from nanny.http.client_address import client_address, parse_ip
 from nanny.http.endpoint import endpoint
 from nanny.keys import METRICS, SETTINGS
 
@@ -163,12 +163,10 @@ def _may_read_metrics(request: web.Request) -> bool:
         and hmac.compare_digest(sent.strip().encode(), token.encode())
     ):
         return True
-    try:
-        address = ipaddress.ip_address((request.remote or "").split("%")[0])
-    except ValueError:  # a Unix socket has no address
+    # Behind a trusted proxy, the client's address: the proxy's own would admit everyone.
+    address = parse_ip(client_address(request))
+    if address is None:  # a Unix socket has no address
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
     return any(address in network for network in settings.metrics_allow)
 
 

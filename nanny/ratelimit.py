@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from nanny import metrics
 from nanny.config import RateLimit
 from nanny.errors import RateLimited
+from nanny.http.client_address import client_address
 from nanny.keys import HEALTH_CHECKS, RATE_LIMITER, SETTINGS
 from nanny.startup import describe, retry_async
 
@@ -149,10 +150,6 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     await limiter.close()
 
 
-def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 def _email_key(email: str) -> str:
     # Keys may sit in a shared Redis; keep addresses out of them.
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
@@ -174,13 +171,14 @@ async def enforce(app: web.Application, name: str, key: str, limit: RateLimit) -
 
 async def check_login_rate(request: web.Request, email: str) -> None:
     settings = request.app[SETTINGS]
-    await enforce(request.app, "login_ip", _client_ip(request), settings.rate_login_per_ip)
+    await enforce(request.app, "login_ip", client_address(request), settings.rate_login_per_ip)
     await enforce(request.app, "login_email", _email_key(email), settings.rate_login_per_email)
 
 
 async def check_register_rate(request: web.Request, email: str) -> None:
     settings = request.app[SETTINGS]
-    await enforce(request.app, "register_ip", _client_ip(request), settings.rate_register_per_ip)
+    address = client_address(request)
+    await enforce(request.app, "register_ip", address, settings.rate_register_per_ip)
     await enforce(
         request.app, "register_email", _email_key(email), settings.rate_register_per_email
     )

@@ -175,6 +175,20 @@ async def test_metrics_access_by_network_or_token(aiohttp_client, settings):
     assert resp.status == 403
 
 
+async def test_behind_a_trusted_proxy_metrics_and_logs_see_the_client(
+    aiohttp_client, settings, log_lines
+):
+    proxies = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    behind = dataclasses.replace(settings, trusted_proxies=proxies)
+    client = await aiohttp_client(create_app(behind))
+    # The proxy itself (an allowed address) may read; a customer it forwards may not.
+    assert (await client.get("/metrics")).status == 200
+    outside = {"X-Forwarded-For": "198.51.100.23", "X-Request-ID": "from-outside"}
+    assert (await client.get("/metrics", headers=outside)).status == 403
+    entry = next(e for e in log_lines() if e.get("request_id") == "from-outside")
+    assert entry["remote"] == "198.51.100.23"
+
+
 def test_metrics_settings(tmp_path):
     base = {"NANNY_DATA_DIR": str(tmp_path)}
     s = load_settings(base)

@@ -4,6 +4,7 @@ app instances through a real Redis, and Redis failure letting requests through."
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import uuid
 from urllib.parse import urlsplit
 
@@ -70,6 +71,53 @@ async def test_login_per_ip(aiohttp_client, settings):
     await assert_limited(await try_login(client, "someone@example.kz"), "login_ip", 60)
     metrics = client.app[METRICS].rate_limited.labels("login_ip")._value.get()
     assert metrics == 1
+
+
+def login_from(client, forwarded_for: str):
+    email = f"nobody-{uuid.uuid4().hex[:6]}@example.kz"
+    return client.post(
+        "/api/auth/login",
+        json={"email": email, "password": PASSWORD},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+
+
+async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
+    aiohttp_client, settings
+):
+    client = await aiohttp_client(create_app(limited(settings, rate_login_per_ip=RateLimit(2, 60))))
+    # A client cannot pick its own address: every header value counts against the peer.
+    assert (await login_from(client, "203.0.113.1")).status == 401
+    assert (await login_from(client, "203.0.113.2")).status == 401
+    await assert_limited(await login_from(client, "203.0.113.3"), "login_ip", 60)
+
+
+async def test_login_per_ip_behind_trusted_proxies(aiohttp_client, settings):
+    proxies = tuple(ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "10.0.0.0/8"))
+    behind = dataclasses.replace(
+        limited(settings, rate_login_per_ip=RateLimit(2, 60)), trusted_proxies=proxies
+    )
+    client = await aiohttp_client(create_app(behind))
+    assert (await login_from(client, "203.0.113.5")).status == 401
+    # What the client put left of the address our proxies saw is its own invention; a second
+    # trusted hop (10.0.0.7) is skipped.
+    assert (await login_from(client, "192.0.2.99, 203.0.113.5, 10.0.0.7")).status == 401
+    await assert_limited(await login_from(client, "203.0.113.5"), "login_ip", 60)
+    # Another customer behind the same proxy has a count of its own.
+    assert (await login_from(client, "203.0.113.6")).status == 401
+    # Garbage in the header: the hop that passed it on is the client (here the test's peer).
+    assert (await login_from(client, "not-an-address")).status == 401
+    assert (await login_from(client, "10.0.0.8, not-an-address")).status == 401
+    await assert_limited(await login_from(client, "also, garbage"), "login_ip", 60)
+
+
+def test_trusted_proxies_setting(tmp_path):
+    base = {"NANNY_DATA_DIR": str(tmp_path)}
+    assert load_settings(base).trusted_proxies == ()
+    s = load_settings(base | {"TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"})
+    assert [str(n) for n in s.trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
+    with pytest.raises(ConfigError, match=r"^TRUSTED_PROXIES must be a comma-separated list"):
+        load_settings(base | {"TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"})
 
 
 async def test_register_per_ip_and_per_email(aiohttp_client, settings):

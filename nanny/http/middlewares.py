@@ -15,6 +15,7 @@ from aiohttp import web
 
 from nanny import metrics
 from nanny.errors import NannyError, RateLimited
+from nanny.http.client_address import client_address
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
 
@@ -163,7 +164,7 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
         "duration_ms": round(seconds * 1000, 2),
         "request_id": request_id(request),
         "user_id": user.user_id if user is not None else None,
-        "remote": request.remote,
+        "remote": client_address(request),
     }
     access_log.log(
         level, "%s %s %s %.1f ms", request.method, route, status, seconds * 1000, extra=fields
