@@ -100,13 +100,13 @@ class Creation:
 
 
 # Namespace of the per-sitter advisory lock (two-int form: namespace, sitter_id).
-_SITTER_CALENDAR_LOCK = 0x6E6E7962
+SITTER_CALENDAR_LOCK = 0x6E6E7962
 
 
 async def lock_sitter_calendar(conn: asyncpg.Connection, sitter_id: int) -> None:
     """Wait for the sitter's bookings being created to commit, and hold off new ones until this
     transaction ends (the lock nanny_create_booking takes before it reads the sitter)."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _SITTER_CALENDAR_LOCK, sitter_id)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", SITTER_CALENDAR_LOCK, sitter_id)
 
 
 async def create_booking(
@@ -137,7 +137,7 @@ async def create_booking(
         start_time,
         end_time,
         max_pending,
-        _SITTER_CALENDAR_LOCK,
+        SITTER_CALENDAR_LOCK,
     )
     created = row["outcome"] == "created"
     return Creation(row["outcome"], row["pending"], _booking(row) if created else None)
