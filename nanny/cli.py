@@ -7,7 +7,11 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 
 from pydantic import ValidationError
 
@@ -93,20 +97,37 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+def stop_with_supervisor() -> None:
+    """Stop this worker, gracefully as on SIGTERM, once its supervisor is gone (killed with
+    SIGKILL, say): an orphan would go on serving the port beside a restarted server."""
+    supervisor = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(0.5)
+        log.warning("the supervisor (pid %d) is gone; stopping", supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="nanny-supervisor-watch", daemon=True).start()
+
+
+def run_worker(settings: Settings, host: str, port: int, supervised: bool) -> None:
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
-    gracefully (sockets closed with 1001 after in-flight work)."""
+    gracefully (sockets closed with 1001 after in-flight work). Supervised workers share the
+    port and stop with their supervisor."""
     from aiohttp import web
 
     from nanny.app import create_app
 
     configure_logging(settings)
     tune_gc()
+    if supervised:
+        stop_with_supervisor()
     web.run_app(
         create_app(settings),
         host=host,
         port=port,
-        reuse_port=reuse_port,
+        reuse_port=supervised,
         access_log=None,
         # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
         # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
@@ -120,12 +141,18 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     connections), restart any that dies, and on SIGTERM/SIGINT stop them all gracefully."""
     import multiprocessing
     import multiprocessing.connection
-    import os
-    import signal
-    import time
+    import shutil
+    import tempfile
+
+    from prometheus_client import multiprocess
+
+    from nanny.metrics import MULTIPROCESS_DIR_ENV
 
     ctx = multiprocessing.get_context("spawn")
     stopping = False
+    # The workers' metrics, summed by whichever one is scraped (nanny/metrics.py).
+    metrics_dir = tempfile.mkdtemp(prefix="nanny-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
 
     def request_stop(signum, frame) -> None:
         nonlocal stopping
@@ -154,6 +181,8 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
             if proc.exitcode is None or stopping:
                 continue
             log.warning("worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.exitcode)
+            # Its counters stay in the sums; its open-socket gauge goes.
+            multiprocess.mark_process_dead(proc.pid, metrics_dir)
             # A worker that dies right after starting is not restarted in a tight loop.
             quick = time.monotonic() - started[i] < 5
             quick_deaths[i] = quick_deaths[i] + 1 if quick else 0
@@ -172,6 +201,7 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
             log.warning("worker pid %d did not stop in time; killing it", proc.pid)
             proc.kill()
             proc.join()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -187,7 +217,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Once, here, before any worker starts.
     _migrate(settings)
     if args.workers == 1:
-        run_worker(settings, args.host, args.port, reuse_port=False)
+        run_worker(settings, args.host, args.port, supervised=False)
         return 0
     return supervise(settings, args.host, args.port, args.workers)
 

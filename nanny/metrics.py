@@ -2,13 +2,17 @@
 process do not clash), the metric objects, the small functions other modules call to record
 events, and GET /metrics, which only configured networks or the metrics token may read.
 
-With `--workers N` every process keeps its own registry; a scrape reads the process that accepted
-the connection, so scrape each replica, or sum across scrapes, rather than trusting one answer.
+With `--workers N` the supervisor gives the processes one directory (`PROMETHEUS_MULTIPROC_DIR`,
+prometheus_client's multiprocess mode): each process keeps its values in files there, and a
+scrape, whichever process accepts it, sums every process's, those of workers that have exited
+included, so counters never go back. The open-WebSocket gauge counts live processes only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import os
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -19,6 +23,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 from nanny.errors import Forbidden
@@ -31,6 +36,8 @@ routes = web.RouteTableDef()
 # Requests the router matched no route for share one label, so scanners cannot inflate the series.
 UNMATCHED_ROUTE = "<unmatched>"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Set by `nanny serve --workers N` for its processes (read by prometheus_client at import).
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,10 @@ def create_metrics() -> Metrics:
             registry=registry,
         ),
         websockets_open=Gauge(
-            "nanny_websockets_open", "WebSocket connections open in this process", registry=registry
+            "nanny_websockets_open",
+            "WebSocket connections open",
+            multiprocess_mode="livesum",
+            registry=registry,
         ),
         messages_stored=Counter(
             "nanny_chat_messages_stored",
@@ -170,9 +180,15 @@ def _may_read_metrics(request: web.Request) -> bool:
     return any(address in network for network in settings.metrics_allow)
 
 
+def _all_processes(directory: str) -> bytes:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry)
+
+
 @routes.get("/metrics", name="metrics")
 @endpoint(
-    "Prometheus metrics of this process (configured networks or the metrics token only)",
+    "Prometheus metrics of every server process (configured networks or the metrics token only)",
     tag="meta",
     response=str,
     errors=(Forbidden,),
@@ -180,7 +196,11 @@ def _may_read_metrics(request: web.Request) -> bool:
 async def metrics_page(request: web.Request) -> web.Response:
     if not _may_read_metrics(request):
         raise Forbidden("Metrics are readable only from the configured networks or with the token")
-    body = generate_latest(request.app[METRICS].registry)
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if directory:  # files of every process: read off the loop
+        body = await asyncio.to_thread(_all_processes, directory)
+    else:
+        body = generate_latest(request.app[METRICS].registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

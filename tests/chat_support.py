@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -158,3 +159,20 @@ class Server:
                 self.proc.wait(timeout=10)
                 raise
         return self.proc.returncode
+
+
+def worker_pids(pid: int) -> set[int]:
+    """The worker processes of a `serve --workers` parent (not multiprocessing's helpers)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    workers = set()
+    for child in map(int, text.split()):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            workers.add(child)
+    return workers

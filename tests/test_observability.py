@@ -7,12 +7,19 @@ import io
 import ipaddress
 import json
 import logging
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nanny import logs, metrics
 from nanny.app import create_app
 from nanny.config import ConfigError, load_settings
+from tests.chat_support import Server, server_env, worker_pids
 from tests.factories import make_owner
 
 TOKEN = "metrics-token-" + "m" * 20
@@ -258,3 +265,60 @@ async def test_a_request_the_client_abandons_is_logged_as_499(aiohttp_client, se
         await asyncio.sleep(0.05)
     entry = next(e for e in log_lines() if e.get("route") == "/slow-for-test")
     assert entry["status"] == 499 and entry["duration_ms"] >= 250
+
+
+def _fetch(url: str) -> str:
+    # A new connection for each request, so the kernel spreads them over the workers.
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read().decode()
+
+
+def _health_answers(server: Server) -> float:
+    text = _fetch(f"{server.url}/metrics")
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "nanny_http_requests"
+        for s in family.samples
+        if s.name.endswith("_total") and s.labels["route"] == "/api/health"
+    )
+
+
+def _wait_for_workers(server: Server, count: int, but_not: int | None = None) -> set[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = worker_pids(server.proc.pid) - {but_not}
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} workers after 30 s")
+
+
+def test_a_scrape_sums_every_worker_and_keeps_a_dead_ones_counts(database_url, redis_server_url):
+    server = Server(server_env(database_url, redis_server_url), workers=2).start()
+    try:
+        server.wait_healthy(60)
+        workers = _wait_for_workers(server, 2)
+        metrics_dir = Path(
+            dict(
+                item.split("=", 1)
+                for item in Path(f"/proc/{min(workers)}/environ").read_text().split("\0")
+                if "=" in item
+            )["PROMETHEUS_MULTIPROC_DIR"]
+        )
+        before = _health_answers(server)
+        for _ in range(40):
+            _fetch(f"{server.url}/api/health")
+        # Whichever worker takes the scrape, it counts both workers' answers.
+        assert {_health_answers(server) for _ in range(8)} == {before + 40}
+
+        os.kill(min(workers), signal.SIGKILL)
+        _wait_for_workers(server, 2, but_not=min(workers))
+        server.wait_healthy(30)
+        # The dead worker's answers stay counted: a counter never goes back.
+        assert _health_answers(server) >= before + 41
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=40) == 0
+        assert not metrics_dir.exists()
+    finally:
+        server.kill()

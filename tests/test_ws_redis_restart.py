@@ -20,7 +20,7 @@ import pytest
 
 from nanny import PROJECT_ROOT
 from nanny.keys import POOL
-from tests.chat_support import Server, make_booking, recv, server_env, subscribe
+from tests.chat_support import Server, make_booking, recv, server_env, subscribe, worker_pids
 from tests.conftest import free_port
 from tests.factories import make_owner, make_sitter
 
@@ -129,23 +129,6 @@ async def test_redis_stopped_and_restarted_while_chatting(settings, dedicated_re
         two.kill()
 
 
-def _children(pid: int) -> set[int]:
-    """The worker processes of a `serve --workers` parent (not multiprocessing's helpers)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return set()
-    workers = set()
-    for child in map(int, text.split()):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"spawn_main" in cmdline:
-            workers.add(child)
-    return workers
-
-
 def test_workers_need_redis(tmp_path, database_url):
     env = server_env(database_url, None)
     result = subprocess.run(
@@ -167,19 +150,19 @@ def test_workers_share_the_port_and_are_supervised(database_url, redis_server_ur
     try:
         assert server.wait_healthy(60)["redis"] == "ok"
         deadline = time.monotonic() + 30
-        while len(_children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while len(worker_pids(server.proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        workers = _children(server.proc.pid)
+        workers = worker_pids(server.proc.pid)
         assert len(workers) >= 2
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            now = _children(server.proc.pid)
+            now = worker_pids(server.proc.pid)
             if victim not in now and len(now - {victim}) >= len(workers):
                 break
             time.sleep(0.1)
-        replaced = _children(server.proc.pid)
+        replaced = worker_pids(server.proc.pid)
         assert victim not in replaced and len(replaced) >= 2
         for _ in range(10):
             assert server.wait_healthy(30)["status"] == "ok"
@@ -192,3 +175,32 @@ def test_workers_share_the_port_and_are_supervised(database_url, redis_server_ur
             )
     finally:
         server.kill()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(database_url, redis_server_url):
+    server = Server(server_env(database_url, redis_server_url), workers=2).start()
+    workers: set[int] = set()
+    try:
+        server.wait_healthy(60)
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = worker_pids(server.proc.pid)
+        assert len(workers) == 2
+        server.kill()  # SIGKILL: the supervisor cannot pass anything on
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(_running(pid) for pid in workers)
+    finally:
+        server.kill()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
