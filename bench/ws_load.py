@@ -306,6 +306,13 @@ async def run(args) -> None:
             f"connections: {len(live)}/{len(conns)} held across {len(pids)} workers "
             f"(connect+subscribe {connect_time:.1f}s, {connect_failures} failed)"
         )
+        if pending:
+            print(
+                f"{len(pending)} connections were still connecting or subscribing when the "
+                f"connect phase's {connect_budget:.0f} s (half of --max-seconds) ran out: "
+                "raise --max-seconds to hold them all",
+                file=sys.stderr,
+            )
         print(
             f"server RSS: {baseline / 1024:.1f} MiB idle -> {held_rss / 1024:.1f} MiB held = "
             f"{per_conn:.1f} KiB per connection"
