@@ -99,7 +99,7 @@ def user_json(user: db_users.User) -> dict:
 
 
 def me_json(user: db_users.User) -> dict:
-    body = user_json(user) | {"created_at": rfc3339(user.created_at)}
+    body = user_json(user) | {"created_at": user.created_at}
     if user.sitter is not None:
         s = user.sitter
         body["sitter"] = {

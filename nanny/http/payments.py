@@ -15,7 +15,7 @@ from nanny.db import users as db_users
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.bookings import is_participant, visible_booking
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response, rfc3339
+from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import POOL
 
@@ -44,7 +44,7 @@ def payment_json(payment: db_payments.Payment) -> dict:
         "amount": payment.amount,
         "method": payment.method,
         "status": payment.status,
-        "created_at": rfc3339(payment.created_at),
+        "created_at": payment.created_at,
     }
 
 

@@ -1,12 +1,14 @@
 """JSON encoding shared by every handler: RFC 3339 times with Z, money as 2-place numbers.
 
 orjson rather than the standard library: it encodes in C, several times faster, and every
-response and WebSocket frame goes through here. Datetimes are passed through to `rfc3339` so an
-aware time in any zone still comes out in UTC with Z."""
+response and WebSocket frame goes through here. It writes datetimes itself, UTC ones with Z:
+handlers hand it the database's values, which asyncpg returns in UTC, as they are (formatting
+them in Python cost a list of twenty bookings a sixth of its time). `rfc3339` is for times in
+text and for values from elsewhere that may carry another offset."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -27,16 +29,12 @@ def rfc3339(value: datetime) -> str:
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, date):
-        return value.isoformat()
     if isinstance(value, Decimal):
         return money(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
 def encode(data: Any) -> bytes:

@@ -21,7 +21,7 @@ from aiohttp import web
 from nanny import metrics
 from nanny.db import chat as db_chat
 from nanny.errors import Forbidden, NotFound, ValidationFailed
-from nanny.http.responses import dumps, rfc3339
+from nanny.http.responses import dumps
 from nanny.keys import POOL, USER_CACHE
 from nanny.ws.batch import MessageBatcher
 from nanny.ws.broker import Broker
@@ -44,7 +44,7 @@ def message_json(m: db_chat.Message) -> dict[str, Any]:
         "sender_id": m.sender_id,
         "content": m.content,
         "client_id": m.client_id,
-        "sent_at": rfc3339(m.sent_at),
+        "sent_at": m.sent_at,
     }
 
 
