@@ -309,7 +309,8 @@ async def run(args) -> None:
         if pending:
             print(
                 f"{len(pending)} connections were still connecting or subscribing when the "
-                f"connect phase's {connect_budget:.0f} s (half of --max-seconds) ran out: "
+                f"connect phase's {connect_budget:.0f} s (half of --max-seconds, less the set-up) "
+                "ran out: "
                 "raise --max-seconds to hold them all",
                 file=sys.stderr,
             )

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from nanny.config import ConfigError, Settings, load_settings
 from nanny.http.endpoint import validation_error
 from nanny.http.schemas import Body, Email, FullName, Password
+from nanny.metrics import MULTIPROCESS_DIR_ENV
 from nanny.startup import StartupError
 
 log = logging.getLogger("nanny")
@@ -97,10 +98,11 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def stop_with_supervisor() -> None:
+def stop_with_supervisor(supervisor: int) -> None:
     """Stop this worker, gracefully as on SIGTERM, once its supervisor is gone (killed with
-    SIGKILL, say): an orphan would go on serving the port beside a restarted server."""
-    supervisor = os.getppid()
+    SIGKILL, say): an orphan would go on serving the port beside a restarted server. The
+    supervisor's pid comes from the supervisor, so one that died while this process was still
+    starting is noticed too."""
 
     def watch() -> None:
         while os.getppid() == supervisor:
@@ -111,23 +113,23 @@ def stop_with_supervisor() -> None:
     threading.Thread(target=watch, name="nanny-supervisor-watch", daemon=True).start()
 
 
-def run_worker(settings: Settings, host: str, port: int, supervised: bool) -> None:
+def run_worker(settings: Settings, host: str, port: int, supervisor: int | None) -> None:
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
-    gracefully (sockets closed with 1001 after in-flight work). Supervised workers share the
-    port and stop with their supervisor."""
+    gracefully (sockets closed with 1001 after in-flight work). The workers of a supervisor
+    (its pid) share the port and stop with it."""
     from aiohttp import web
 
     from nanny.app import create_app
 
     configure_logging(settings)
     tune_gc()
-    if supervised:
-        stop_with_supervisor()
+    if supervisor is not None:
+        stop_with_supervisor(supervisor)
     web.run_app(
         create_app(settings),
         host=host,
         port=port,
-        reuse_port=supervised,
+        reuse_port=supervisor is not None,
         access_log=None,
         # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
         # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
@@ -145,8 +147,6 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     import tempfile
 
     from prometheus_client import multiprocess
-
-    from nanny.metrics import MULTIPROCESS_DIR_ENV
 
     ctx = multiprocessing.get_context("spawn")
     stopping = False
@@ -166,42 +166,46 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
 
     def spawn(i: int) -> None:
         proc = ctx.Process(
-            target=run_worker, args=(settings, host, port, True), name=f"nanny-worker-{i}"
+            target=run_worker, args=(settings, host, port, os.getpid()), name=f"nanny-worker-{i}"
         )
         proc.start()
         procs[i] = proc
         started[i] = time.monotonic()
         log.info("worker %d started (pid %d)", i, proc.pid)
 
-    for i in range(workers):
-        spawn(i)
-    while not stopping:
-        multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
-        for i, proc in enumerate(procs):
-            if proc.exitcode is None or stopping:
-                continue
-            log.warning("worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.exitcode)
-            # Its counters stay in the sums; its open-socket gauge goes.
-            multiprocess.mark_process_dead(proc.pid, metrics_dir)
-            # A worker that dies right after starting is not restarted in a tight loop.
-            quick = time.monotonic() - started[i] < 5
-            quick_deaths[i] = quick_deaths[i] + 1 if quick else 0
-            if quick_deaths[i]:
-                time.sleep(min(5.0, 0.5 * quick_deaths[i]))
-            if not stopping:
-                spawn(i)
-    log.info("stopping %d workers", workers)
-    for proc in procs:
-        if proc.is_alive():
-            os.kill(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 25
-    for proc in procs:
-        proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            log.warning("worker pid %d did not stop in time; killing it", proc.pid)
-            proc.kill()
-            proc.join()
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+    try:
+        for i in range(workers):
+            spawn(i)
+        while not stopping:
+            multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
+            for i, proc in enumerate(procs):
+                if proc.exitcode is None or stopping:
+                    continue
+                log.warning(
+                    "worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.exitcode
+                )
+                # Its counters stay in the sums; its open-socket gauge goes.
+                multiprocess.mark_process_dead(proc.pid, metrics_dir)
+                # A worker that dies right after starting is not restarted in a tight loop.
+                quick = time.monotonic() - started[i] < 5
+                quick_deaths[i] = quick_deaths[i] + 1 if quick else 0
+                if quick_deaths[i]:
+                    time.sleep(min(5.0, 0.5 * quick_deaths[i]))
+                if not stopping:
+                    spawn(i)
+        log.info("stopping %d workers", workers)
+        for proc in procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        for proc in procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker pid %d did not stop in time; killing it", proc.pid)
+                proc.kill()
+                proc.join()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -217,7 +221,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Once, here, before any worker starts.
     _migrate(settings)
     if args.workers == 1:
-        run_worker(settings, args.host, args.port, supervised=False)
+        # One process reads its own registry; a directory set from outside (as for gunicorn)
+        # would hold counts of earlier runs that nobody wipes.
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        run_worker(settings, args.host, args.port, supervisor=None)
         return 0
     return supervise(settings, args.host, args.port, args.workers)
 

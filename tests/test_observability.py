@@ -192,6 +192,9 @@ async def test_behind_a_trusted_proxy_metrics_and_logs_see_the_client(
     assert (await client.get("/metrics")).status == 200
     outside = {"X-Forwarded-For": "198.51.100.23", "X-Request-ID": "from-outside"}
     assert (await client.get("/metrics", headers=outside)).status == 403
+    # What the proxy wrote is no address: refused, not taken for the proxy.
+    garbled = {"X-Forwarded-For": "unknown"}
+    assert (await client.get("/metrics", headers=garbled)).status == 403
     entry = next(e for e in log_lines() if e.get("request_id") == "from-outside")
     assert entry["remote"] == "198.51.100.23"
 

@@ -105,9 +105,16 @@ async def test_login_per_ip_behind_trusted_proxies(aiohttp_client, settings):
     await assert_limited(await login_from(client, "203.0.113.5"), "login_ip", 60)
     # Another customer behind the same proxy has a count of its own.
     assert (await login_from(client, "203.0.113.6")).status == 401
-    # Garbage in the header: the hop that passed it on is the client (here the test's peer).
+    # Some proxies write the port as well: still the same clients.
+    assert (await login_from(client, "203.0.113.6:51234")).status == 401
+    await assert_limited(await login_from(client, "203.0.113.6:40000"), "login_ip", 60)
+    assert (await login_from(client, "[2001:db8::7]:443")).status == 401
+    assert (await login_from(client, "2001:db8::7")).status == 401
+    await assert_limited(await login_from(client, "[2001:db8::7]:8443"), "login_ip", 60)
+    # Something else where the proxy writes its client's address: no address, one shared count
+    # (never the proxy's own address).
     assert (await login_from(client, "not-an-address")).status == 401
-    assert (await login_from(client, "10.0.0.8, not-an-address")).status == 401
+    assert (await login_from(client, "192.0.2.1, not-an-address, 10.0.0.8")).status == 401
     await assert_limited(await login_from(client, "also, garbage"), "login_ip", 60)
 
 

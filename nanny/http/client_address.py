@@ -21,9 +21,15 @@ _ADDRESS_KEY = "nanny_client_address"
 
 
 def parse_ip(text: str) -> IPAddress | None:
-    """An address as text (IPv6 zone dropped, IPv4-mapped IPv6 as IPv4), or None."""
+    """An address as text (IPv6 zone dropped, IPv4-mapped IPv6 as IPv4), or None. Some proxies
+    write the port too: `203.0.113.9:54321`, `[2001:db8::1]:443`."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        address = ipaddress.ip_address(text.strip().split("%")[0])
+        address = ipaddress.ip_address(text.split("%")[0])
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
@@ -36,7 +42,8 @@ def _trusted(address: IPAddress | None, proxies: tuple[IPNetwork, ...]) -> bool:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's address as text ('unknown' for a Unix socket peer)."""
+    """The client's address as text ('unknown' for a Unix socket peer, or behind a trusted proxy
+    that wrote something else than an address)."""
     found = request.get(_ADDRESS_KEY)
     if found is None:
         found = request[_ADDRESS_KEY] = _find(request)
@@ -48,12 +55,16 @@ def _find(request: web.Request) -> str:
     proxies = request.app[SETTINGS].trusted_proxies
     if not proxies or not _trusted(parse_ip(remote), proxies):
         return remote
-    hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
+    forwarded = request.headers.getall("X-Forwarded-For", ())
+    if not forwarded:
+        return remote  # the proxy's own request (a health check, a scrape)
+    hops = ",".join(forwarded).split(",")
     for hop in reversed(hops):
         address = parse_ip(hop)
         if address is None:
-            # Garbage a proxy would not have written: the hop that passed it on is the client.
-            return remote
+            # Where a trusted proxy should have written its client's address: fail closed, as
+            # no address (no metrics; one shared count), never as the proxy itself.
+            return "unknown"
         if not _trusted(address, proxies):
             return str(address)
         remote = str(address)
