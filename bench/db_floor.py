@@ -30,7 +30,14 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from rest_load import BENCH_YEAR, ROOT, drop_bench_bookings, is_postgres, with_database
+from rest_load import (
+    BENCH_YEAR,
+    ROOT,
+    cpu_seconds,
+    drop_bench_bookings,
+    is_postgres,
+    with_database,
+)
 
 from nanny.db.bookings import SITTER_CALENDAR_LOCK
 
@@ -88,18 +95,9 @@ async def prepare(dsn: str) -> dict[str, int]:
 
 
 def postgres_cpu_seconds() -> float:
-    """User + system CPU of every PostgreSQL process, with the backends that have exited
-    (counted in the postmaster's children's time once it has reaped them)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and is_postgres(int(entry.name)):
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += sum(int(f) for f in fields[11:15])
-    return total / tick
+    """CPU of every PostgreSQL process, with the backends that have exited (counted in the
+    postmaster's children's time once it has reaped them)."""
+    return sum(t for pid, t in cpu_seconds(reaped=True).items() if is_postgres(pid))
 
 
 def run_pgbench(dsn: str, script: Path, variables: dict[str, int], args) -> dict:

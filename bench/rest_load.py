@@ -235,9 +235,11 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def cpu_seconds() -> dict[int, float]:
-    """CPU time (user + system) of every process, by pid."""
+def cpu_seconds(reaped: bool = False) -> dict[int, float]:
+    """CPU time (user + system) of every process, by pid; with `reaped`, each also with that of
+    its children that have exited and been waited for (a PostgreSQL's closed backends)."""
     tick = os.sysconf("SC_CLK_TCK")
+    last = 15 if reaped else 13
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -245,7 +247,7 @@ def cpu_seconds() -> dict[int, float]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+            out[int(entry.name)] = sum(int(f) for f in fields[11:last]) / tick
     return out
 
 
