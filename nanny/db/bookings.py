@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 import asyncpg
 
@@ -88,13 +89,24 @@ def _booking(row: asyncpg.Record | None) -> Booking | None:
     )
 
 
+class CreationOutcome(StrEnum):
+    """What nanny_create_booking answers in `outcome` (migrations/functions/): created, or the
+    first rule the request broke, in the order the function checks them."""
+
+    CREATED = "created"
+    NO_OWNER = "no_owner"
+    NO_PET = "no_pet"
+    NO_SERVICE = "no_service"
+    WRONG_SITTER = "wrong_sitter"
+    TOO_MANY = "too_many"
+
+
 @dataclass(frozen=True, slots=True)
 class Creation:
-    """What `create_booking` did: `outcome` is 'created' (with `booking`) or the first rule the
-    request broke: 'no_owner', 'no_pet', 'no_service', 'wrong_sitter' or 'too_many' (with
-    `pending`, the owner's pending bookings)."""
+    """What `create_booking` did: the booking when `outcome` is CREATED; `pending` counts the
+    owner's pending bookings for TOO_MANY."""
 
-    outcome: str
+    outcome: CreationOutcome
     pending: int | None
     booking: Booking | None
 
@@ -122,7 +134,8 @@ async def create_booking(
 ) -> Creation:
     """Check every rule of a new booking and insert it, priced by the database from the
     service's current price, together with its chat: one statement (the function
-    nanny_create_booking of migration 0003 holds the rules and their locks), so one round trip.
+    nanny_create_booking, migrations/functions/, holds the rules and their locks), so one round
+    trip.
     Raises asyncpg.ExclusionViolationError when it overlaps the sitter's open bookings."""
     row = await conn.fetchrow(
         f"""
@@ -139,8 +152,9 @@ async def create_booking(
         max_pending,
         SITTER_CALENDAR_LOCK,
     )
-    created = row["outcome"] == "created"
-    return Creation(row["outcome"], row["pending"], _booking(row) if created else None)
+    outcome = CreationOutcome(row["outcome"])
+    created = outcome is CreationOutcome.CREATED
+    return Creation(outcome, row["pending"], _booking(row) if created else None)
 
 
 async def find_clash(
