@@ -25,6 +25,10 @@ from tests.conftest import TEST_JWT_SECRET, free_port
 # WebSocket upgrade).
 UNDOCUMENTED = {"/api/openapi.json", "/api/ws"}
 
+API_MD = PROJECT_ROOT / "docs" / "API.md"
+# How docs/API.md declares an endpoint: a bullet opening with `METHOD /path` in one code span.
+ENDPOINT_BULLET = re.compile(r"^- `(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)`", re.MULTILINE)
+
 
 async def get_document(client) -> dict:
     resp = await client.get("/api/openapi.json")
@@ -57,6 +61,26 @@ async def test_every_route_is_documented(client):
         expected.add((path, route.method.lower()))
     assert documented == expected
     assert ("/api/reviews", "post") in documented and ("/api/admin/stats", "get") in documented
+
+
+def api_md_endpoints() -> set[tuple[str, str]]:
+    text = API_MD.read_text(encoding="utf-8")
+    # A bullet that looks like an endpoint but does not parse would silently drop out.
+    for line in text.splitlines():
+        if re.match(r"- `[A-Z]+ /", line):
+            assert ENDPOINT_BULLET.match(line), f"docs/API.md: endpoint not parseable: {line}"
+    return {(path, method.lower()) for method, path in ENDPOINT_BULLET.findall(text)}
+
+
+async def test_api_md_and_the_document_list_the_same_endpoints(client):
+    doc = await get_document(client)
+    operations = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    in_markdown = api_md_endpoints()
+    not_operations = {(path, "get") for path in UNDOCUMENTED}
+    assert not_operations <= in_markdown, "docs/API.md must describe the non-REST routes too"
+    assert operations - in_markdown == set(), "operations missing from docs/API.md"
+    assert in_markdown - not_operations - operations == set(), "not in the OpenAPI document"
+    assert len(operations) > 40
 
 
 async def test_operations_carry_their_declarations(client):
