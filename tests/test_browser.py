@@ -657,3 +657,27 @@ async def test_admin_approves_a_pending_sitter_and_the_counters_change(
     await screenshot(p, "phone-admin")
     for ctx in (context, phone):
         await ctx.close()
+
+
+# --- API docs ----------------------------------------------------------------------------------
+
+
+async def test_api_docs_page_tries_out_the_health_check(server, browser, page_errors):
+    base = base_url(server)
+    context = await new_context(browser)
+    page = page_errors.watch(await context.new_page())
+    loaded: list[str] = []
+    page.on("request", lambda request: loaded.append(request.url))
+    await page.goto(f"{base}/api/docs")
+    health = page.locator("#operations-meta-health")
+    await health.locator(".opblock-summary").click()
+    await health.get_by_role("button", name="Try it out").click()
+    await health.get_by_role("button", name="Execute").click()
+    live = health.locator(".live-responses-table")
+    await expect(live.locator("tr.response .response-col_status")).to_have_text("200")
+    await expect(live).to_contain_text('"status": "ok"')
+    await screenshot(page, "api-docs")
+    # Swagger UI, its start-up script, the document and the request: all from our own origin.
+    assert f"{base}/api/openapi.json" in loaded and f"{base}/api/health" in loaded
+    assert [url for url in loaded if not url.startswith(f"{base}/")] == []
+    await context.close()
