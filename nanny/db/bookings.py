@@ -14,8 +14,6 @@ import asyncpg
 
 from nanny.db import page_total
 
-OPEN_STATUSES = ("pending", "confirmed")
-
 
 @dataclass(frozen=True, slots=True)
 class Party:

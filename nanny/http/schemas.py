@@ -42,12 +42,6 @@ class MessageOut(Out):
     message: str
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
 def _fits_bcrypt(value: str) -> str:
     # bcrypt only reads 72 bytes; refusing longer passwords beats silently ignoring their tail.
     if len(value.encode()) > 72:
@@ -71,8 +65,6 @@ Password = Annotated[
     Field(min_length=8, description="at least 8 characters, at most 72 bytes"),
     AfterValidator(_fits_bcrypt),
 ]
-ShortText = Annotated[str, StringConstraints(max_length=2000)]
-NonBlank = Annotated[str, StringConstraints(max_length=200), AfterValidator(_not_blank)]
 Money = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
