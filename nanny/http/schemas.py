@@ -91,5 +91,8 @@ ClientId = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
     Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
 ]
-BookingId = Annotated[int, Field(gt=0, le=2_147_483_647)]
+# Every id is a PostgreSQL `integer`: anything outside 1..MAX_ID is a 400, never a database error.
+MAX_ID = 2_147_483_647
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+BookingId = Id  # the name the WebSocket frames import
 Seq = Annotated[int, Field(ge=0, le=2**53)]
