@@ -19,6 +19,7 @@ from nanny.app import create_app
 from nanny.keys import POOL
 from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
 from tests.faults import TcpProxy
+from tests.rows import insert_booking
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -446,9 +447,7 @@ async def test_owner_reviews_a_completed_booking(server, api, browser, page_erro
 async def _booking_between(api: TestClient):
     owner = await make_owner(api, full_name="Aigerim Owner")
     sitter = await make_sitter(api, full_name="Daniyar Sitter")
-    from tests.page_helpers import make_booking
-
-    booking_id = await make_booking(api.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(api.app[POOL], owner.user_id, sitter.user_id, pet_name="Rex")
     return owner, sitter, booking_id
 
 
