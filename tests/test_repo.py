@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from nanny import PROJECT_ROOT
 
@@ -58,3 +59,16 @@ def test_the_reference_pattern_catches_what_it_is_for():
     kept = ["issue_token(settings, user_id)", "docs/API.md", "a shared cache", "an issue tracker"]
     assert all(OUTSIDE_REFERENCES.search(line) for line in caught)
     assert not any(OUTSIDE_REFERENCES.search(line) for line in kept)
+
+
+def test_no_placeholder_files_or_tool_caches_in_the_repo():
+    paths = [Path(name) for name in repo_files()]
+    # A folder is filled when any other file lies in it or below it.
+    filled = {folder for path in paths if path.name != ".gitkeep" for folder in path.parents}
+    assert [str(p) for p in paths if p.name == ".gitkeep" and p.parent in filled] == []
+    # schemathesis writes its cache where it runs; the tests run it in a temporary folder.
+    assert not any(path.parts[0] == ".schemathesis" for path in paths)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".schemathesis/default/cache"], cwd=PROJECT_ROOT, timeout=30
+    )
+    assert ignored.returncode == 0, ".schemathesis/ is not in .gitignore"
