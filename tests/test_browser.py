@@ -6,6 +6,7 @@ Screenshots of every main page land in test-output/screenshots/ for a human to l
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
 from tests.faults import TcpProxy
 from tests.rows import insert_booking
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's Chromium (`apt-get install chromium`); TEST_CHROMIUM names another binary.
+CHROMIUM = os.environ.get("TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -41,14 +43,22 @@ try:
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="the playwright package is not installed"),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="no Chromium at /usr/bin/chromium (.ci/run installs Debian's chromium)",
-    ),
-    pytest.mark.timeout(120),
-]
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_present() -> None:
+    """Without Playwright or Chromium these tests skip on a developer's machine, but fail in CI
+    (CI=true): there a missing browser must not pass for a green run."""
+    if async_playwright is None:
+        missing = "the playwright package is not installed (pip install -e '.[test]')"
+    elif not Path(CHROMIUM).exists():
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    else:
+        return
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{missing}; CI runs the browser tests", pytrace=False)
+    pytest.skip(missing)
 
 
 def expect(target):

@@ -1,9 +1,12 @@
-"""The repository explains itself: nothing in it points at files or notes that live outside it."""
+"""The repository explains itself (nothing in it points at files or notes that live outside it,
+no stray placeholders or caches), and its suite cannot pass in CI without the browser tests."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from nanny import PROJECT_ROOT
@@ -72,3 +75,25 @@ def test_no_placeholder_files_or_tool_caches_in_the_repo():
         ["git", "check-ignore", "-q", ".schemathesis/default/cache"], cwd=PROJECT_ROOT, timeout=30
     )
     assert ignored.returncode == 0, ".schemathesis/ is not in .gitignore"
+
+
+def _browser_test_run(**env: str) -> subprocess.CompletedProcess:
+    test = "tests/test_browser.py::test_api_docs_page_tries_out_the_health_check"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", test, "-p", "no:cacheprovider", "--no-cov"],
+        cwd=PROJECT_ROOT,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT)} | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_browser_tests_fail_in_ci_when_chromium_is_missing(tmp_path):
+    missing = str(tmp_path / "no-chromium")
+    in_ci = _browser_test_run(CI="true", TEST_CHROMIUM=missing)
+    assert in_ci.returncode == 1, in_ci.stdout + in_ci.stderr
+    assert "CI runs the browser tests" in in_ci.stdout and "1 error" in in_ci.stdout
+    elsewhere = _browser_test_run(CI="", TEST_CHROMIUM=missing)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert "1 skipped" in elsewhere.stdout
