@@ -150,6 +150,17 @@ def bulk_email(kind: str, block: int, i: int) -> str:
     return f"{kind}{block}-{i}@{BULK_DOMAIN}"
 
 
+_PHONE_PREFIX = {"sitter": "+7702", "owner": "+7705"}
+
+
+def _user_row(
+    uid: int, role: str, block: int, i: int, rng: random.Random, pw: str, created: datetime
+) -> tuple[Any, ...]:
+    """A users row for COPY: id, e-mail, phone, name, password hash, role, created_at."""
+    phone = f"{_PHONE_PREFIX[role]}{block:03d}{i:04d}"
+    return (uid, bulk_email(role, block, i), phone, _name(rng), pw, role, created)
+
+
 async def seed_bulk(
     conn: asyncpg.Connection, scale: int, password_hash: str, progress: Progress
 ) -> BulkResult:
@@ -194,17 +205,7 @@ async def _write_bulk(
         block_sitters = []
         for i in range(1, SITTERS_PER_BLOCK + 1):
             uid = next(ids)
-            users.append(
-                (
-                    uid,
-                    bulk_email("sitter", block, i),
-                    f"+7702{block:03d}{i:04d}",
-                    _name(rng),
-                    pw,
-                    "sitter",
-                    now - timedelta(days=400),
-                )
-            )
+            users.append(_user_row(uid, "sitter", block, i, rng, pw, now - timedelta(days=400)))
             city = rng.choice(CITIES)
             svc = []
             for type_ in SERVICE_TYPES:
@@ -216,17 +217,7 @@ async def _write_bulk(
         block_owners = []
         for i in range(1, OWNERS_PER_BLOCK + 1):
             uid = next(ids)
-            users.append(
-                (
-                    uid,
-                    bulk_email("owner", block, i),
-                    f"+7705{block:03d}{i:04d}",
-                    _name(rng),
-                    pw,
-                    "owner",
-                    now - timedelta(days=300),
-                )
-            )
+            users.append(_user_row(uid, "owner", block, i, rng, pw, now - timedelta(days=300)))
             owned = []
             for _ in range(2 if i % 5 == 0 else 1):
                 pid = next(pet_ids)
@@ -295,61 +286,44 @@ async def _write_bulk(
                 )
             )
 
-    rows = {}
-    rows["users"] = await _copy(
-        conn,
-        "users",
-        ("user_id", "email", "phone", "full_name", "password_hash", "role", "created_at"),
-        users,
-        progress,
-    )
-    rows["sitters"] = await _copy(
-        conn,
-        "sitters",
+    # In the order the foreign keys need.
+    tables = [
         (
-            "user_id",
-            "experience_years",
-            "certificates",
-            "preferences",
-            "location",
-            "status",
-            "rating_count",
-            "rating_sum",
-            "created_at",
+            "users",
+            ("user_id", "email", "phone", "full_name", "password_hash", "role", "created_at"),
+            users,
         ),
-        sitters,
-        progress,
-    )
-    rows["services"] = await _copy(
-        conn,
-        "services",
-        ("service_id", "sitter_id", "type", "price_per_hour", "description"),
-        services,
-        progress,
-    )
-    rows["pets"] = await _copy(
-        conn, "pets", ("pet_id", "owner_id", "name", "type", "age"), pets, progress
-    )
-    rows["bookings"] = await _copy(
-        conn,
-        "bookings",
-        db_bookings.BOOKING_COLUMNS,
-        bookings,
-        progress,
-    )
-    rows["chats"] = await _copy(conn, "chats", ("booking_id",), chats, progress)
-    rows["reviews"] = await _copy(
-        conn,
-        "reviews",
-        ("booking_id", "owner_id", "sitter_id", "rating", "comment", "created_at"),
-        reviews,
-        progress,
-    )
-    rows["payments"] = await _copy(
-        conn,
-        "payments",
-        ("booking_id", "amount", "method", "status", "created_at"),
-        payments,
-        progress,
-    )
-    return rows
+        (
+            "sitters",
+            (
+                "user_id",
+                "experience_years",
+                "certificates",
+                "preferences",
+                "location",
+                "status",
+                "rating_count",
+                "rating_sum",
+                "created_at",
+            ),
+            sitters,
+        ),
+        (
+            "services",
+            ("service_id", "sitter_id", "type", "price_per_hour", "description"),
+            services,
+        ),
+        ("pets", ("pet_id", "owner_id", "name", "type", "age"), pets),
+        ("bookings", db_bookings.BOOKING_COLUMNS, bookings),
+        ("chats", ("booking_id",), chats),
+        (
+            "reviews",
+            ("booking_id", "owner_id", "sitter_id", "rating", "comment", "created_at"),
+            reviews,
+        ),
+        ("payments", ("booking_id", "amount", "method", "status", "created_at"), payments),
+    ]
+    return {
+        table: await _copy(conn, table, columns, records, progress)
+        for table, columns, records in tables
+    }
