@@ -32,6 +32,7 @@ from nanny.http import (
     pets,
     reviews,
     services,
+    sign_in,
 )
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(admin_charts.routes)
     app.add_routes(metrics.routes)
     app.add_routes(pages.routes)
+    app.add_routes(sign_in.routes)
     app.add_routes(api_docs.routes)
     api_docs.add_swagger_ui_files(app)
     setup_pages(app)
