@@ -15,8 +15,6 @@ import asyncpg
 
 from nanny.db import page_total
 
-OPEN_STATUSES = ("pending", "confirmed")
-
 
 @dataclass(frozen=True, slots=True)
 class Party:
@@ -212,13 +210,25 @@ async def confirm_booking(
     return _booking(row)
 
 
+async def _refund_payments(conn: asyncpg.Connection, booking_ids: list[int]) -> None:
+    """Refund the paid payments of bookings just cancelled. A statement of its own on purpose:
+    the cancelling one waits for a payment being stored (it share-locks the booking), and only
+    a statement started after that wait sees the new payment."""
+    if booking_ids:
+        await conn.execute(
+            """
+            UPDATE payments SET status = 'refunded', updated_at = now()
+            WHERE booking_id = ANY($1::int[]) AND status = 'paid'
+            """,
+            booking_ids,
+        )
+
+
 async def cancel_booking(
     conn: asyncpg.Connection, booking_id: int, participant_id: int
 ) -> Booking | None:
     """pending|confirmed -> cancelled by either participant, refunding a paid payment; None
-    when that is not possible. Run inside a transaction. The refund is a second statement on
-    purpose: the first waits for a payment being stored (it share-locks the booking), and only
-    a statement started after that wait sees the new payment."""
+    when that is not possible. Run inside a transaction."""
     row = await conn.fetchrow(
         f"""
         WITH b AS (
@@ -233,14 +243,24 @@ async def cancel_booking(
     )
     if row is None:
         return None
-    await conn.execute(
-        """
-        UPDATE payments SET status = 'refunded', updated_at = now()
-        WHERE booking_id = $1 AND status = 'paid'
-        """,
-        booking_id,
-    )
+    await _refund_payments(conn, [booking_id])
     return _booking(row)
+
+
+async def cancel_open_bookings(conn: asyncpg.Connection, user_id: int) -> list[int]:
+    """Cancel every pending or confirmed booking of `user_id` (either side), refunding paid
+    payments; the ids cancelled. Run inside a transaction."""
+    rows = await conn.fetch(
+        """
+        UPDATE bookings SET status = 'cancelled', updated_at = now()
+        WHERE (owner_id = $1 OR sitter_id = $1) AND status IN ('pending', 'confirmed')
+        RETURNING booking_id
+        """,
+        user_id,
+    )
+    cancelled = [r["booking_id"] for r in rows]
+    await _refund_payments(conn, cancelled)
+    return cancelled
 
 
 async def complete_booking(

@@ -8,7 +8,7 @@ only then do the two parties need to reach each other outside the chat."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
 import asyncpg
 from aiohttp import web
@@ -30,7 +30,7 @@ from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
 from nanny.http.responses import json_response, list_response, rfc3339
-from nanny.http.schemas import Body, Out, Paging
+from nanny.http.schemas import Body, Id, Out, Paging
 from nanny.keys import POOL, SETTINGS
 
 routes = web.RouteTableDef()
@@ -38,10 +38,6 @@ routes = web.RouteTableDef()
 MAX_DURATION = timedelta(days=30)
 BookingStatus = Literal["pending", "confirmed", "completed", "cancelled"]
 CONTACT_STATUSES = frozenset({"confirmed", "completed"})
-
-
-# Ids are PostgreSQL integers: anything outside is refused up front, never sent to the database.
-Id = Annotated[int, Field(gt=0, le=2_147_483_647)]
 
 
 class BookingCreate(Body):

@@ -20,7 +20,6 @@ from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS, USER_CACHE
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
 USER_KEY = "nanny_user"
-_TOKEN_SOURCE_KEY = "nanny_token_source"
 
 # Verified against when the e-mail is unknown, so both failures take the same time.
 _DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
@@ -159,12 +158,7 @@ async def authenticate(request: web.Request) -> db_users.User | None:
     if user is None:
         raise Unauthorized("The account no longer exists")
     request[USER_KEY] = user
-    request[_TOKEN_SOURCE_KEY] = source
     return user
-
-
-def authenticated_by_cookie(request: web.Request) -> bool:
-    return request.get(_TOKEN_SOURCE_KEY) == "cookie"
 
 
 async def require_user(request: web.Request, roles: tuple[str, ...] = ()) -> db_users.User:
