@@ -32,6 +32,7 @@ from nanny.http import (
     reviews,
     services,
 )
+from nanny.http import metrics as http_metrics
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
@@ -140,7 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)
-    app.add_routes(metrics.routes)
+    app.add_routes(http_metrics.routes)
     app.add_routes(pages.routes)
     setup_pages(app)
     app.add_routes(openapi.routes)

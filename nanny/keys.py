@@ -13,7 +13,7 @@ from nanny.config import Settings
 
 if TYPE_CHECKING:  # these modules read their keys from here
     from nanny.metrics import Metrics
-    from nanny.ratelimit import RateLimiter
+    from nanny.ratelimit_backends import RateLimitBackend
     from nanny.ws.limits import WsLimits
     from nanny.ws.rooms import ChatHub
 
@@ -26,8 +26,9 @@ HEALTH_CHECKS = web.AppKey("health_checks", dict)
 
 # The app's own Prometheus registry and metric objects (nanny.metrics.Metrics).
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-# The rate limiter every process shares: Redis when configured, else in-process (nanny.ratelimit).
-RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+# Where the rate limits' counts are kept: Redis when configured, else in-process
+# (nanny.ratelimit_backends).
+RATE_LIMITER: web.AppKey[RateLimitBackend] = web.AppKey("rate_limiter")
 # Public search answers, per process (nanny.cache); cleared by local writes that change them.
 SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
 # The live chat: this process's rooms and connections, and the WebSocket limits in force.

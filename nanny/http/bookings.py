@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, Field
 from nanny import events, ratelimit
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
+from nanny.encoding import rfc3339
 from nanny.errors import (
     Conflict,
     Forbidden,
@@ -28,7 +29,7 @@ from nanny.errors import (
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
-from nanny.http.responses import json_response, list_response, rfc3339
+from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import POOL, SETTINGS
 

@@ -12,8 +12,9 @@ from nanny.db import users as db_users
 from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, ClientId, MessageContent, Out, Paging, Seq
+from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import CHAT_HUB, POOL
+from nanny.validation import ClientId, MessageContent, Seq
 from nanny.ws.rooms import message_json
 
 routes = web.RouteTableDef()
@@ -39,7 +40,7 @@ class ReadBody(Body):
     seq: int = Field(ge=1, le=2**53, description="everything up to this seq is read")
 
 
-class MessageOut(Out):
+class ChatMessageOut(Out):
     message_id: int
     booking_id: int
     chat_id: int
@@ -55,7 +56,7 @@ class MessageOut(Out):
     "A booking's chat history, ascending seq (X-Total-Count counts the seq range)",
     tag="chat",
     query=HistoryQuery,
-    response=list[MessageOut],
+    response=list[ChatMessageOut],
     roles=(),
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
@@ -82,7 +83,7 @@ async def list_messages(
     "Send a message; delivered live exactly as a WebSocket send",
     tag="chat",
     body=SendBody,
-    response=MessageOut,
+    response=ChatMessageOut,
     status=201,
     roles=(),
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),

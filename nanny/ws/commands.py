@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from nanny.db import users as db_users
+from nanny.encoding import dumps
 from nanny.errors import Forbidden, NannyError, Unauthorized, ValidationFailed
 from nanny.http import security
-from nanny.http.responses import dumps
-from nanny.http.schemas import BookingId, ClientId, MessageContent, Seq
 from nanny.keys import SETTINGS
+from nanny.validation import BookingId, ClientId, MessageContent, Seq
 from nanny.ws.connection import Connection
 from nanny.ws.protocol import Frame, frame_handler
 from nanny.ws.rooms import ChatHub

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from nanny import ratelimit
+from nanny.encoding import dumps
 from nanny.errors import (
     Forbidden,
     NannyError,
@@ -24,7 +25,6 @@ from nanny.errors import (
 from nanny.events import on_booking_changed
 from nanny.http import security
 from nanny.http.headers import cors_grant
-from nanny.http.responses import dumps
 from nanny.keys import CHAT_HUB, HEALTH_CHECKS, SETTINGS, WS_LIMITS
 from nanny.ws import commands
 from nanny.ws.broker import Broker, InProcessBroker, RedisBroker

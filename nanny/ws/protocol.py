@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nanny.db.pool import DATABASE_UNAVAILABLE
+from nanny.encoding import dumps
 from nanny.errors import NannyError
-from nanny.http.endpoint import validation_error
-from nanny.http.middlewares import _UNAVAILABLE
-from nanny.http.responses import dumps
+from nanny.validation import validation_error
 from nanny.ws.connection import Connection
 from nanny.ws.rooms import ChatHub
 
@@ -102,7 +102,7 @@ async def dispatch(hub: ChatHub, conn: Connection, data: Any, ref: dict[str, Any
         conn.send(error_frame(exc.code, exc.message, ref))
     except asyncio.CancelledError:
         raise
-    except _UNAVAILABLE as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("frame %s failed, database unavailable: %r", type_, exc)
         conn.send(error_frame("unavailable", "The database is unavailable; try again", ref))
     except Exception:

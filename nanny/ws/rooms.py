@@ -18,11 +18,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from nanny import metrics
 from nanny.db import chat as db_chat
+from nanny.encoding import dumps
 from nanny.errors import Forbidden, NotFound, ValidationFailed
-from nanny.http.responses import dumps
-from nanny.keys import POOL, USER_CACHE
+from nanny.keys import METRICS, POOL, USER_CACHE
 from nanny.ws.batch import MessageBatcher
 from nanny.ws.broker import Broker
 from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, Connection
@@ -164,7 +163,7 @@ class ChatHub:
     def add_connection(self, conn: Connection) -> None:
         self.connections.add(conn)
         self._all_gone.clear()
-        metrics.websocket_opened(self.app)
+        self.app[METRICS].websocket_opened()
 
     def authenticated(self, conn: Connection) -> None:
         self.by_user.setdefault(conn.user_id, set()).add(conn)
@@ -179,7 +178,7 @@ class ChatHub:
                 del self.by_user[conn.user_id]
         if conn in self.connections:
             self.connections.discard(conn)
-            metrics.websocket_closed(self.app)
+            self.app[METRICS].websocket_closed()
         if not self.connections:
             self._all_gone.set()
 
@@ -365,7 +364,7 @@ class ChatHub:
                     cursors[booking_id] = seq
                     conn.send(frame)
                     delivered += 1
-            metrics.messages_delivered(self.app, delivered)
+            self.app[METRICS].delivered(delivered)
             room.last_seq = seq
             seq += 1
         if held and room.gap_task is None:
@@ -407,7 +406,7 @@ class ChatHub:
     async def resync(self) -> None:
         """After the broker was away: read what every room missed from the database."""
         if self._broker_seen:  # the first connection is not a reconnect
-            metrics.broker_reconnected(self.app)
+            self.app[METRICS].broker_reconnected()
             # User changes published while we were away were not heard: read users afresh.
             self.app[USER_CACHE].clear()
         self._broker_seen = True
@@ -454,7 +453,7 @@ class ChatHub:
                 raise NotFound(f"Booking {booking_id} has no chat")
         message, created = stored
         if created:
-            metrics.message_stored(self.app)
+            self.app[METRICS].message_stored()
         if message.booking_id != booking_id:
             raise ValidationFailed(
                 "This client_id was already used for a message in another booking",
