@@ -42,9 +42,11 @@ from nanny.keys import (
     SEARCH_CACHE,
     SETTINGS,
     USER_CACHE,
+    WS_COMMANDS,
     WS_LIMITS,
 )
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
+from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
 from nanny.ws.limits import WsLimits
 
@@ -118,6 +120,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
+    app[WS_COMMANDS] = ws_commands.chat_commands()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []

@@ -1,21 +1,20 @@
-"""Chat over REST: history, send and read marks, for apps in the background. Sends and read
-marks go through the same hub calls as the WebSocket frames, so they are stored, numbered and
-delivered live exactly alike."""
+"""Chat over REST: history, send and read marks, for apps in the background. They call the same
+use cases as the WebSocket frames (nanny/chat/messages.py), so messages are checked, stored,
+numbered and delivered live exactly alike."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from pydantic import Field
 
-from nanny.db import chat as db_chat
+from nanny.chat.messages import message_json
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
-from nanny.keys import CHAT_HUB, POOL
+from nanny.keys import CHAT
 from nanny.validation import ClientId, MessageContent, Seq
-from nanny.ws.rooms import message_json
 
 routes = web.RouteTableDef()
 
@@ -63,18 +62,15 @@ class ChatMessageOut(Out):
 async def list_messages(
     request: web.Request, user: db_users.User, query: HistoryQuery
 ) -> web.Response:
-    booking_id = path_id(request)
-    access = await request.app[CHAT_HUB].require_reader(user.user_id, user.role, booking_id)
-    async with request.app[POOL].acquire() as conn:
-        messages, total = await db_chat.list_messages(
-            conn,
-            access.chat_id,
-            after_seq=query.after_seq,
-            before_seq=query.before_seq,
-            limit=query.limit,
-            offset=query.offset,
-            newest_first=query.before_seq is not None and query.after_seq is None,
-        )
+    messages, total = await request.app[CHAT].history(
+        user.user_id,
+        user.role,
+        path_id(request),
+        after_seq=query.after_seq,
+        before_seq=query.before_seq,
+        limit=query.limit,
+        offset=query.offset,
+    )
     return list_response([message_json(m) for m in messages], total)
 
 
@@ -89,10 +85,8 @@ async def list_messages(
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
 async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
-    booking_id = path_id(request)
-    request.app[CHAT_HUB].refuse_admin_writes(user.role)
-    message, _ = await request.app[CHAT_HUB].send_message(
-        user.user_id, booking_id, body.content, body.client_id
+    message, _ = await request.app[CHAT].send_message(
+        user.user_id, user.role, path_id(request), body.content, body.client_id
     )
     # A retried client_id answers 201 with the original message, like the first attempt.
     return json_response(message_json(message), status=201)
@@ -108,7 +102,5 @@ async def send_message(request: web.Request, user: db_users.User, body: SendBody
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
 async def mark_read(request: web.Request, user: db_users.User, body: ReadBody) -> web.Response:
-    booking_id = path_id(request)
-    request.app[CHAT_HUB].refuse_admin_writes(user.role)
-    await request.app[CHAT_HUB].mark_read(user.user_id, booking_id, body.seq)
+    await request.app[CHAT].mark_read(user.user_id, user.role, path_id(request), body.seq)
     return web.Response(status=204)

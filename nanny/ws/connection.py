@@ -12,6 +12,7 @@ import logging
 import struct
 import time
 from collections import deque
+from contextlib import AsyncExitStack
 from datetime import datetime
 
 from aiohttp import web
@@ -23,8 +24,6 @@ log = logging.getLogger("nanny.ws")
 # Close codes of API.md.
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4001
 
 
@@ -57,8 +56,9 @@ class _Close:
         self.reason = reason
 
 
-class RateLimiter:
-    """A token bucket: `frames_per_second` sustained, `frame_burst` at once."""
+class TokenBucket:
+    """The frame rate limit of a connection: `frames_per_second` sustained, `frame_burst` at
+    once."""
 
     __slots__ = ("burst", "rate", "stamp", "strikes", "tokens")
 
@@ -96,11 +96,10 @@ class Connection:
         "closing",
         "cursors",
         "limits",
+        "memberships",
         "rate",
         "role",
-        "rooms",
         "shutdown_requested",
-        "token_expires_at",
         "user_id",
         "ws",
     )
@@ -110,11 +109,11 @@ class Connection:
         self.limits = limits
         self.user_id: int = 0
         self.role: str = ""
-        self.token_expires_at: datetime | None = None
         # booking_id -> the highest seq this connection has been sent in that room
         self.cursors: dict[int, int] = {}
-        self.rooms = self.cursors.keys()
-        self.rate = RateLimiter(limits.frames_per_second, limits.frame_burst)
+        # booking_id -> what the connection's subscription to that room holds (nanny/ws/rooms.py)
+        self.memberships: dict[int, AsyncExitStack] = {}
+        self.rate = TokenBucket(limits.frames_per_second, limits.frame_burst)
         self.busy = False
         self.shutdown_requested = False
         self.closing = False
@@ -124,10 +123,6 @@ class Connection:
         self._transport = request.transport
         self._expiry: asyncio.TimerHandle | None = None
         self._writer = asyncio.create_task(self._write(), name="nanny-ws-writer")
-
-    @property
-    def authenticated(self) -> bool:
-        return self.user_id != 0
 
     def send(self, text: str) -> None:
         """Queue a frame; a client whose queue is full is disconnected."""
@@ -174,7 +169,6 @@ class Connection:
     def expire_at(self, expires_at: datetime) -> None:
         """Close with 4001 when the token expires (a `refresh` moves the moment)."""
         self.cancel_expiry()
-        self.token_expires_at = expires_at
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at.timestamp() - time.time())
         self._expiry = loop.call_later(delay, self.close, CLOSE_UNAUTHORIZED, "token expired")
