@@ -29,7 +29,7 @@ _QUIET_ROUTES = frozenset({"/api/health", "/metrics"})
 # nginx's code for "the client closed the connection before the answer".
 CLIENT_CLOSED = 499
 
-REQUEST_ID_KEY = "nanny_request_id"
+REQUEST_ID_KEY = web.RequestKey("nanny_request_id", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Our own request ids: a random per-process prefix and a counter, unique across processes and
 # hosts without a uuid4 (a system call and an object) per request.
