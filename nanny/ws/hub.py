@@ -94,7 +94,7 @@ class ChatHub:
         """Close every socket with 1001 once its in-flight frame is handled."""
         self.closing = True
         for conn in list(self.connections):
-            conn.shutdown_requested = True
+            conn.request_shutdown()
             if not conn.busy:
                 conn.close(CLOSE_GOING_AWAY, "server shutting down")
         with contextlib.suppress(TimeoutError):

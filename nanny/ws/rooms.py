@@ -170,20 +170,24 @@ class RoomRegistry:
             cursor = access.last_seq if after_seq is None else after_seq
             if cursor < access.last_seq:
                 cursor = await self._replay(conn, booking_id, cursor)
+            if conn.closing or conn.shutdown_requested:
+                return  # it ends before the replay did: nothing to attach
             await self._attach(room, conn, cursor)
         except BaseException:
             await self.leave(conn, booking_id)
             raise
 
     async def _replay(self, conn: Connection, booking_id: int, cursor: int) -> int:
-        """Send history after `cursor` page by page, at the pace the client reads it."""
+        """Send history after `cursor` page by page, at the pace the client reads it, until
+        it is all sent or the connection is ending."""
         while True:
             async with self._pool.acquire() as db:
                 page = await db_chat.messages_after(db, booking_id, cursor, limit=_REPLAY_PAGE)
             for m in page:
-                await conn.send_paced(message_frame(m))
+                if not await conn.send_paced(message_frame(m)):
+                    return cursor
                 cursor = m.seq
-            if len(page) < _REPLAY_PAGE or conn.closing:
+            if len(page) < _REPLAY_PAGE:
                 return cursor
 
     async def _attach(self, room: Room, conn: Connection, cursor: int) -> None:
