@@ -161,7 +161,7 @@ class ChatHub:
         if kind == EventKind.USER:
             self._user_changed_here(header["u"], bool(header.get("d")))
             return
-        room = self.rooms.get(header.get("b"))
+        room = self.rooms.get(header.get("b", 0))
         if room is None:
             return
         if kind == EventKind.MESSAGE:

@@ -99,8 +99,8 @@ class RoomRegistry:
             self._open, self._close, tasks
         )
 
-    def get(self, booking_id: int | None) -> Room | None:
-        return self.by_booking.get(booking_id)  # type: ignore[arg-type]
+    def get(self, booking_id: int) -> Room | None:
+        return self.by_booking.get(booking_id)
 
     def all(self) -> list[Room]:
         return list(self.by_booking.values())
