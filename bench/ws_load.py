@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -35,7 +34,6 @@ import random
 import resource
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -48,6 +46,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.raw_ws import reset, stalled_subscriber  # noqa: E402
 from nanny.config import Settings  # noqa: E402
 from nanny.http.security import issue_token  # noqa: E402
 
@@ -444,12 +443,6 @@ class Churn:
         self.errors = 0
 
 
-def _masked_text(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + body
-
-
 async def churn_loop(port: int, seeded, settings: Settings, churn: Churn, until: float) -> None:
     """Join a random room with its whole history, stay up to a second (reading or not), reset;
     again until `until`. A small receive buffer and segment size stand for a phone's network:
@@ -459,31 +452,15 @@ async def churn_loop(port: int, seeded, settings: Settings, churn: Churn, until:
         booking_id, owner_id, sitter_id = random.choice(seeded)
         user_id, role = random.choice(((owner_id, "owner"), (sitter_id, "sitter")))
         token, _ = issue_token(settings, user_id, role)
-        sock = socket.socket()
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
-            sock.setblocking(False)
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-            key = base64.b64encode(os.urandom(16)).decode()
-            await loop.sock_sendall(
-                sock,
-                (
-                    "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-                ).encode(),
-            )
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = await loop.sock_recv(sock, 1)
-                if not chunk:
-                    raise ConnectionError("closed during the upgrade")
-                head += chunk
-            if not head.startswith(b"HTTP/1.1 101"):
-                raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-            frame = {"type": "subscribe", "booking_id": booking_id, "after_seq": 0}
-            await loop.sock_sendall(sock, _masked_text(json.dumps(frame).encode()))
+            sock = await stalled_subscriber(port, token, booking_id)
+        except OSError as exc:
+            churn.errors += 1
+            if churn.errors <= 3:
+                print(f"churn connection failed: {exc!r}", file=sys.stderr)
+            await asyncio.sleep(0.1)
+            continue
+        try:
             churn.joined += 1
             stay = time.monotonic() + random.uniform(0.0, 1.0)
             if random.random() < 0.5:
@@ -493,14 +470,8 @@ async def churn_loop(port: int, seeded, settings: Settings, churn: Churn, until:
                         await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.05)
             else:
                 await asyncio.sleep(max(0.0, stay - time.monotonic()))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError as exc:
-            churn.errors += 1
-            if churn.errors <= 3:
-                print(f"churn connection failed: {exc!r}", file=sys.stderr)
-            await asyncio.sleep(0.1)
         finally:
-            sock.close()
+            reset(sock)
 
 
 async def load_phase(conns: list[Conn], stats: Stats, rate: float, duration: float) -> None:

@@ -4,13 +4,10 @@ and real `nanny serve` processes."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -197,40 +194,3 @@ def worker_pids(pid: int) -> set[int]:
         if b"spawn_main" in cmdline:
             workers.add(child)
     return workers
-
-
-def _masked_text(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + body
-
-
-async def stalled_subscriber(port: int, token: str, booking_id: int) -> socket.socket:
-    """A raw client subscribed to the booking with after_seq=0 that reads nothing after the
-    upgrade's answer. Its small receive buffer and segment size keep the kernel from taking
-    in much of the replay, as a distant or stalled client's network would: the server's
-    writer is soon left waiting for the client to read."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    await loop.sock_sendall(
-        sock,
-        (
-            "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode(),
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await loop.sock_recv(sock, 1)  # the answer only, not a byte of the frames
-        assert chunk, "the server closed the upgrade"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    frame = {"type": "subscribe", "booking_id": booking_id, "after_seq": 0}
-    await loop.sock_sendall(sock, _masked_text(json.dumps(frame).encode()))
-    return sock

@@ -14,13 +14,13 @@ import contextlib
 import dataclasses
 import json
 import socket
-import struct
 import time
 import uuid
 
 import aiohttp
 import pytest
 
+from bench.raw_ws import reset, stalled_subscriber
 from nanny.app import create_app
 from nanny.keys import POOL
 from tests.chat_support import (
@@ -28,7 +28,6 @@ from tests.chat_support import (
     add_history,
     make_booking,
     server_env,
-    stalled_subscriber,
     subscribe,
 )
 from tests.factories import make_admin, make_owner, make_sitter
@@ -116,10 +115,10 @@ async def test_sockets_dropped_during_replay_are_freed_everywhere(pair):
             socks.append(sock)
             if reads:
                 await _read_slowly(sock, drop)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                reset(sock)
             else:
                 await drop.wait()
-            sock.close()  # a reset either way: data the client never read is still queued
+                sock.close()  # a reset too: what the client never read is still queued
 
         clients = [
             asyncio.create_task(client_of(servers[i % 2], account.token, reads))

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
+from bench.raw_ws import stalled_subscriber
 from nanny.app import create_app
 from nanny.http.security import issue_token
 from nanny.keys import CHAT_HUB, POOL, WS_LIMITS
-from tests.chat_support import add_history, make_booking, stalled_subscriber
+from tests.chat_support import add_history, make_booking
 from tests.factories import make_owner, make_sitter
 
 HISTORY = 1_100
