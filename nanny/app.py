@@ -34,6 +34,7 @@ from nanny.http import (
     services,
     sign_in,
 )
+from nanny.http import metrics as http_metrics
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
@@ -43,9 +44,11 @@ from nanny.keys import (
     SEARCH_CACHE,
     SETTINGS,
     USER_CACHE,
+    WS_COMMANDS,
     WS_LIMITS,
 )
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
+from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
 from nanny.ws.limits import WsLimits
 
@@ -119,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
+    app[WS_COMMANDS] = ws_commands.chat_commands()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
@@ -142,7 +146,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)
-    app.add_routes(metrics.routes)
+    app.add_routes(http_metrics.routes)
     app.add_routes(pages.routes)
     app.add_routes(sign_in.routes)
     app.add_routes(api_docs.routes)

@@ -9,10 +9,11 @@ from pydantic import Field, StringConstraints
 
 from nanny import ratelimit
 from nanny.db import users as db_users
+from nanny.encoding import rfc3339
 from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
-from nanny.http.responses import json_response, rfc3339
+from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Email, FullName, Out, Password, Phone
 from nanny.keys import POOL, SETTINGS
 

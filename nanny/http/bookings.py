@@ -15,9 +15,11 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from nanny import events, ratelimit
+from nanny.access import is_participant, may_view
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.db.bookings import CreationOutcome
+from nanny.encoding import rfc3339
 from nanny.errors import (
     Conflict,
     Forbidden,
@@ -29,9 +31,10 @@ from nanny.errors import (
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
-from nanny.http.responses import json_response, list_response, rfc3339
-from nanny.http.schemas import Body, Id, Out, Paging
+from nanny.http.responses import json_response, list_response
+from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import POOL, SETTINGS
+from nanny.validation import Id
 
 routes = web.RouteTableDef()
 
@@ -124,15 +127,11 @@ def event_json(booking: db_bookings.Booking) -> dict:
     return booking_json(booking, None)
 
 
-def is_participant(booking: db_bookings.Booking, user: db_users.User) -> bool:
-    return user.user_id in (booking.owner_id, booking.sitter_id)
-
-
 async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
     """The booking if the caller is a participant or an admin; 404 otherwise (its existence is
     private)."""
     booking = await db_bookings.get_booking(conn, booking_id)
-    if booking is None or not (is_participant(booking, user) or user.role == "admin"):
+    if booking is None or not may_view(booking, user.user_id, user.role):
         raise NotFound("No such booking")
     return booking
 
@@ -251,7 +250,7 @@ async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs
     booking = await visible_booking(conn, booking_id, user)
     if actor == "sitter" and user.user_id != booking.sitter_id:
         raise Forbidden("Only the booking's sitter may do this")
-    if actor == "participant" and not is_participant(booking, user):
+    if actor == "participant" and not is_participant(booking, user.user_id):
         raise Forbidden("Only the booking's owner or sitter may do this")
     raise Conflict(
         f"The booking is {booking.status}; this needs {needs}",

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from nanny.validation import no_nul
+
 
 class Body(BaseModel):
     """A JSON request body: unknown fields and wrong JSON types are refused (no coercion)."""
@@ -38,10 +40,6 @@ class ErrorOut(Out):
     details: dict | None = None
 
 
-class MessageOut(Out):
-    message: str
-
-
 def _fits_bcrypt(value: str) -> str:
     # bcrypt only reads 72 bytes; refusing longer passwords beats silently ignoring their tail.
     if len(value.encode()) > 72:
@@ -69,30 +67,4 @@ Money = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
 ]
-
-
-def no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refusing it here keeps it a 400, not a database error.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(no_nul)]
-# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
-# safely retryable and is unique per sender.
-MessageContent = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
-    AfterValidator(no_nul),  # WebSocket frames do not pass through parse_body's NUL check
-]
-ClientId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
-    Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
-]
-# Every id is a PostgreSQL `integer`: anything outside 1..MAX_ID is a 400, never a database error.
-MAX_ID = 2_147_483_647
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-BookingId = Id  # the name the WebSocket frames import
-Seq = Annotated[int, Field(ge=0, le=2**53)]

@@ -19,7 +19,7 @@ from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
-USER_KEY = "nanny_user"
+USER_KEY = web.RequestKey("nanny_user", db_users.User)
 
 # Verified against when the e-mail is unknown, so both failures take the same time.
 _DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
