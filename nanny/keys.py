@@ -12,6 +12,7 @@ from nanny.cache import TtlCache
 from nanny.config import Settings
 
 if TYPE_CHECKING:  # these modules read their keys from here
+    from nanny.i18n import I18n
     from nanny.metrics import Metrics
     from nanny.ratelimit import RateLimiter
     from nanny.ws.limits import WsLimits
@@ -35,3 +36,5 @@ CHAT_HUB: web.AppKey[ChatHub] = web.AppKey("chat_hub")
 WS_LIMITS: web.AppKey[WsLimits] = web.AppKey("ws_limits")
 # Live users by id, per process (nanny.http.security.current_user); cleared by local user writes.
 USER_CACHE = web.AppKey("user_cache", TtlCache)
+# The compiled catalogs and one template environment per language (nanny.i18n).
+I18N: web.AppKey[I18n] = web.AppKey("i18n")
