@@ -5,7 +5,8 @@ start-up, so no generated file is kept in the repo).
 `localizer(app, locale, time_zone)` gives the translations and formats of one language and zone,
 and `render(app, template, loc, context)` renders a template with them: a page handler and an
 e-mail sender use the same two calls. Each language has its own Jinja environment, with the i18n
-extension wired to that language's catalog, and the filters `money`, `time` and `time_range`."""
+extension wired to that language's catalog, and the filters `money`, `time`, `time_range` and
+`phone`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from nanny import PROJECT_ROOT, formats
+from nanny import PROJECT_ROOT, formats, phones
 from nanny.keys import I18N
 
 LOCALES = ("ru", "kk", "en")
@@ -35,6 +36,7 @@ LANGUAGE_NAMES = {"ru": "Русский", "kk": "Қазақша", "en": "English
 LANGUAGE_SHORT = {"ru": "Рус", "kk": "Қаз", "en": "Eng"}
 LANG_COOKIE = "nanny_lang"
 CATALOG_DIR = PROJECT_ROOT / "locale"
+TEMPLATE_DIR = PROJECT_ROOT / "templates"
 DOMAIN = "messages"
 
 
@@ -186,14 +188,17 @@ def _environment(app: web.Application, catalog: Catalog, loader) -> jinja2.Envir
         money=lambda amount: formats.format_money(amount, catalog.locale),
         time=time,
         time_range=time_range,
+        phone=phones.display_phone,
     )
     return env
 
 
-def setup(app: web.Application, directory: Path = CATALOG_DIR) -> None:
+def setup(
+    app: web.Application, catalog_dir: Path = CATALOG_DIR, template_dir: Path = TEMPLATE_DIR
+) -> None:
     """Compile the catalogs and make one template environment per language."""
-    catalogs = {locale: read_catalog(locale, directory) for locale in LOCALES}
-    loader = jinja2.FileSystemLoader(PROJECT_ROOT / "templates")
+    catalogs = {locale: read_catalog(locale, catalog_dir) for locale in LOCALES}
+    loader = jinja2.FileSystemLoader(template_dir)
     environments = {
         locale: _environment(app, catalog, loader) for locale, catalog in catalogs.items()
     }

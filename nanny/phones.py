@@ -38,11 +38,16 @@ def normalise_phone(text: str) -> str | None:
 
 
 def display_phone(e164: str | None) -> str:
-    """A stored number the way it is read aloud: `+7 701 123 45 67`."""
+    """A stored number as people there write it: `+7 701 123 45 67` (libphonenumber's own
+    grouping, `+7 701 123 4567`, is not how anyone in Kazakhstan or Russia reads a number)."""
     if not e164:
         return ""
-    try:
-        number = phonenumbers.parse(e164, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
+    if not (e164.startswith("+") and e164[1:].isdigit()):
         return e164  # a row the migration could not read is shown as it was stored
+    if len(e164) == 12 and e164.startswith("+7"):
+        return f"+7 {e164[2:5]} {e164[5:8]} {e164[8:10]} {e164[10:]}"
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return e164
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
