@@ -84,6 +84,26 @@ def test_every_string_of_templates_scripts_and_pages_is_in_every_catalog():
         assert stale == [], f"{locale}: entries no source uses: {stale}"
 
 
+# Every call in the scripts, found by a plain regex: a call the extractor skips (one nested in
+# another's arguments, say) would otherwise show English on every page.
+SCRIPT_CALL = re.compile(
+    r"\b(?:_|ngettext)\(\s*'((?:[^'\\]|\\.)*)'|\bpgettext\(\s*'((?:[^'\\]|\\.)*)',\s*'((?:[^'\\]|\\.)*)'"
+)
+
+
+def test_every_call_in_the_scripts_is_extracted():
+    wanted = extracted(PROJECT_ROOT)
+    calls = []
+    for path in sorted((PROJECT_ROOT / "static" / "js").glob("*.js")):
+        if path.name == "i18n.js":  # defines the calls; its comments show them
+            continue
+        for plain, context, contextual in SCRIPT_CALL.findall(path.read_text()):
+            key = (context, contextual) if context else (None, plain)
+            calls.append(key)
+            assert key in wanted, f"{path.name}: {key} is not extracted"
+    assert len(calls) > 150
+
+
 def _msgid(message) -> str:
     return message.id[0] if message.pluralizable else message.id
 

@@ -50,10 +50,10 @@ async function loadChart() {
     chartSeries = series;
     drawBarChart(figure, series);
     const total = series.reduce((a, d) => a + d.count, 0);
-    $('#chart-total').textContent = _('{bookings} in the last {days}', {
-      bookings: ngettext('{n} booking', '{n} bookings', total),
-      days: ngettext('{n} day', '{n} days', series.length),
-    });
+    // Each count with its own plural form (a nested call would hide them from the extraction).
+    const bookings = ngettext('{n} booking', '{n} bookings', total);
+    const days = ngettext('{n} day', '{n} days', series.length);
+    $('#chart-total').textContent = _('{bookings} in the last {days}', { bookings, days });
   } catch (err) {
     $('#chart-total').textContent = err.message;
   }
