@@ -1,6 +1,6 @@
 // One WebSocket to /api/ws per page, authenticated by the session cookie at the upgrade.
-import { _ } from './i18n.js';
 // Reconnects with backoff; `onOpen` callbacks run after every (re)connect so callers resubscribe.
+import { _ } from './i18n.js';
 
 const PING_EVERY_MS = 20000;
 const PONG_TIMEOUT_MS = 8000;
