@@ -25,12 +25,14 @@ RUN groupadd --system --gid 10001 nanny \
     && chown nanny:nanny /var/lib/nanny
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/nanny-*.whl
-# The wheel holds the package; migrations, templates and static files sit in NANNY_ROOT, where
-# nanny.PROJECT_ROOT finds them. Owned by root: the server cannot rewrite its own code.
+# The wheel holds the package; migrations, templates, static files and the translation catalogs
+# sit in NANNY_ROOT, where nanny.PROJECT_ROOT finds them. Owned by root: the server cannot
+# rewrite its own code.
 WORKDIR /app
 COPY migrations/ migrations/
 COPY templates/ templates/
 COPY static/ static/
+COPY locale/ locale/
 USER 10001:10001
 EXPOSE 8080
 # slim has no curl; Python's urllib raises (exit 1) on a refused connection or a 503.

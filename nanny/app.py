@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from nanny import PROJECT_ROOT, metrics, ratelimit
+from nanny import PROJECT_ROOT, i18n, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
@@ -26,10 +26,12 @@ from nanny.http import (
     chat,
     headers,
     health,
+    language,
     openapi,
     pages,
     payments,
     pets,
+    preferences,
     reviews,
     services,
     sign_in,
@@ -98,7 +100,10 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_pages(app: web.Application) -> None:
-    """Templates (autoescaped: user data is never markup) and the static scripts and styles."""
+    """Templates (autoescaped: user data is never markup) in each language, and the static
+    scripts and styles. The default environment is the API documentation's (English only, as
+    Swagger UI is)."""
+    i18n.setup(app)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(PROJECT_ROOT / "templates"),
@@ -136,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(expiry_ctx)
     app.on_shutdown.append(ws_endpoint.close_sockets)
     app.add_routes(auth.routes)
+    app.add_routes(preferences.routes)  # right after GET /api/auth/me: one resource for the path
     app.add_routes(health.routes)
     app.add_routes(pets.routes)
     app.add_routes(services.routes)
@@ -149,6 +155,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(http_metrics.routes)
     app.add_routes(pages.routes)
     app.add_routes(sign_in.routes)
+    app.add_routes(language.routes)
     app.add_routes(api_docs.routes)
     api_docs.add_swagger_ui_files(app)
     setup_pages(app)

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from nanny.cache import TtlCache
+from nanny.catalogs import I18n
 from nanny.chat.messages import Chat
 from nanny.config import Settings
 from nanny.metrics import Metrics
@@ -41,3 +42,5 @@ WS_COMMANDS = web.AppKey("ws_commands", CommandRegistry)
 WS_LIMITS = web.AppKey("ws_limits", WsLimits)
 # Live users by id, per process (nanny.http.security.current_user); cleared by local user writes.
 USER_CACHE = web.AppKey("user_cache", TtlCache)
+# The compiled catalogs and one template environment per language (nanny.catalogs, nanny.i18n).
+I18N = web.AppKey("i18n", I18n)

@@ -136,6 +136,13 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
     ),
     (
+        "save my language",
+        "PUT",
+        "/api/auth/me",
+        {"locale": "kk"},
+        {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
         "create pet",
         "POST",
         "/api/pets",

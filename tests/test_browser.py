@@ -1,5 +1,6 @@
 """The pages in a real headless Chromium (Debian's, driven by Playwright) against a live server:
-sign-in, live booking status, the booking chat, the admin dashboard, CSRF and XSS.
+sign-in, live booking status, the booking chat, the admin dashboard, CSRF and XSS, and the
+languages (the scripts format as the server does; an owner books in Kazakh).
 
 Screenshots of every main page land in test-output/screenshots/ for a human to look at."""
 
@@ -7,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from nanny import PROJECT_ROOT
+from nanny import PROJECT_ROOT, formats, i18n
 from nanny.app import create_app
 from nanny.keys import POOL
 from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
 from tests.faults import TcpProxy
+from tests.market import make_pet, make_service
 from tests.rows import insert_booking
 
 # Debian's Chromium (`apt-get install chromium`); TEST_CHROMIUM names another binary.
@@ -192,7 +196,7 @@ async def test_register_and_sign_in_pages(server, api, browser, page_errors):
     await page.get_by_label("Password").fill("short")
     await page.get_by_role("button", name="Create account").click()
     # Server-side errors, each next to its field, and the form keeps what was typed.
-    await expect(page.locator("#e-phone")).to_contain_text("international format")
+    await expect(page.locator("#e-phone")).to_contain_text("mobile or landline")
     await expect(page.locator("#e-password")).to_contain_text("at least 8")
     await expect(page.locator("#e-location")).to_contain_text("city")
     await expect(page.get_by_label("Full name")).to_have_value("Dana Sitter")
@@ -333,7 +337,7 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await sitter_page.get_by_label("Service", exact=True).select_option("walking")
     await sitter_page.get_by_role("button", name="Save service").click()
     await expect(service).to_contain_text("Walking")
-    await expect(service).to_contain_text("2,500.00 ₸")
+    await expect(service).to_contain_text("₸2,500")
 
     owner_ctx = await new_context(browser)
     page = await sign_in(owner_ctx, base, owner.email, page_errors)
@@ -364,18 +368,18 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await page.get_by_label("Location").fill("alma")
     await page.get_by_role("button", name="Search").click()
     result = page.locator(".service", has_text="Daniyar Sitter")
-    await expect(result).to_contain_text("2,500.00 ₸")
+    await expect(result).to_contain_text("₸2,500")
     await screenshot(page, "owner-dashboard")
     await result.get_by_role("button", name="Book").click()
     await page.get_by_label("Starts").fill("2031-05-10T10:00")
     await page.get_by_label("Ends").fill("2031-05-10T13:30")
     # The price is computed and shown before confirming.
-    await expect(page.locator("#book-price")).to_have_text("8,750.00 ₸")
+    await expect(page.locator("#book-price")).to_have_text("₸8,750")
     await screenshot(page, "owner-book-dialog")
     await page.get_by_role("button", name="Confirm booking").click()
     card = page.locator(".booking").first
     await expect(card.locator(".badge")).to_have_text("Pending")
-    await expect(card).to_contain_text("8,750.00 ₸")
+    await expect(card).to_contain_text("₸8,750")
 
     # The new booking arrives on the sitter's open page, without a reload.
     incoming = sitter_page.locator(".booking").first
@@ -390,7 +394,7 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await expect(card.locator(".badge")).to_have_text("Confirmed", timeout=5000)
     await screenshot(page, "owner-confirmed-live")
     await card.get_by_role("button", name="Pay").click()
-    await expect(page.locator("#pay-amount")).to_have_text("8,750.00 ₸")
+    await expect(page.locator("#pay-amount")).to_have_text("₸8,750")
     await page.get_by_role("button", name="Pay now").click()
     await expect(card).to_contain_text("Paid.")
     await expect(card.get_by_role("button", name="Pay")).to_have_count(0)
@@ -586,7 +590,7 @@ async def test_booking_status_changes_appear_in_the_chat(server, api, browser, p
     resp = await api.post(f"/api/bookings/{booking_id}/confirm", headers=sitter.headers)
     assert resp.status == 200, await resp.text()
     await expect(page.locator("#booking-status")).to_have_text("Confirmed")
-    await expect(page.locator(".sys-line")).to_contain_text("Booking confirmed")
+    await expect(page.locator(".sys-line")).to_contain_text("Booking: Confirmed")
     await context.close()
 
 
@@ -690,3 +694,160 @@ async def test_api_docs_page_tries_out_the_health_check(server, browser, page_er
     assert f"{base}/api/openapi.json" in loaded and f"{base}/api/health" in loaded
     assert [url for url in loaded if not url.startswith(f"{base}/")] == []
     await context.close()
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+INSTANTS = [
+    "2031-05-10T23:30:00Z",  # the next day in Almaty
+    "2031-01-01T00:00:00Z",
+    "2030-12-31T18:59:00Z",  # the last minute of the year in Almaty
+    "2031-02-28T19:00:00Z",
+    "2031-09-07T06:05:00Z",
+]
+RANGES = [
+    ("2031-05-10T23:30:00Z", "2031-05-11T01:00:00Z"),
+    ("2031-05-10T18:30:00Z", "2031-05-10T19:30:00Z"),  # across midnight in Almaty
+]
+AMOUNTS = ["2500.00", "8750.5", "0.5", "1234567.89", "100", "0"]
+FORMS = ("datetime", "date", "time", "day", "daymonth")
+ZONES = ("Asia/Almaty", "Europe/London")
+
+# In the page: the same i18n.js the dashboards use, loaded afresh with the zone set first.
+SCRIPT_FORMATS = """async ([zone, instants, ranges, amounts, forms]) => {
+  document.body.dataset.timeZone = zone;
+  const m = await import(`/static/js/i18n.js?zone=${zone}`);
+  return {
+    times: instants.map((iso) => forms.map((form) => m.formatTime(iso, form))),
+    ranges: ranges.map(([a, b]) => m.formatRange(a, b)),
+    money: amounts.map((a) => m.money(a)),
+    years: Array.from({ length: 131 }, (_, n) => m.ngettext('{n} year', '{n} years', n)),
+    days: ['2031-05-11', '2031-12-31'].map((d) => m.formatDay(d, 'day')),
+    typed: m.fromLocalInput('2031-05-10T10:00').rfc3339,
+  };
+}"""
+
+
+async def test_scripts_write_times_money_and_plurals_as_the_server_does(
+    server, browser, page_errors
+):
+    base = base_url(server)
+    context = await browser.new_context(locale="en-US", timezone_id="America/New_York")
+    page = page_errors.watch(await context.new_page())
+    for locale in i18n.LOCALES:
+        await context.add_cookies([{"name": i18n.LANG_COOKIE, "value": locale, "url": base}])
+        await page.goto(f"{base}/login")
+        assert await page.get_attribute("html", "lang") == locale
+        loc = i18n.localizer(server.app, locale)
+        for zone in ZONES:
+            got = await page.evaluate(
+                SCRIPT_FORMATS, [zone, INSTANTS, RANGES, AMOUNTS, list(FORMS)]
+            )
+            moments = [datetime.fromisoformat(t) for t in INSTANTS]
+            assert got["times"] == [
+                [formats.format_time(t, locale, zone, form) for form in FORMS] for t in moments
+            ], (locale, zone)
+            assert got["ranges"] == [
+                formats.format_range(
+                    datetime.fromisoformat(a), datetime.fromisoformat(b), locale, zone
+                )
+                for a, b in RANGES
+            ], (locale, zone)
+            offset = "+05:00" if zone == "Asia/Almaty" else "+01:00"
+            assert got["typed"] == f"2031-05-10T10:00:00{offset}"
+        assert got["money"] == [formats.format_money(a, locale) for a in AMOUNTS], locale
+        assert got["years"] == [loc.ngettext("{n} year", "{n} years", n) for n in range(131)]
+        assert got["days"] == [
+            formats.format_time(datetime(2031, 5, 11, 12, tzinfo=UTC), locale, "UTC", "day"),
+            formats.format_time(datetime(2031, 12, 31, 12, tzinfo=UTC), locale, "UTC", "day"),
+        ]
+    await context.close()
+
+
+# Latin text the Kazakh dashboard may show: the brand, the English language's own name in the
+# switcher, e-mail addresses.
+ALLOWED_LATIN = re.compile(r"Nanny|English|Eng|[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+async def test_owner_switches_the_dashboard_to_kazakh_and_books_a_sitter(
+    server, api, browser, page_errors
+):
+    base = base_url(server)
+    owner = await make_owner(api, full_name="Айгерим Сапарова")
+    sitter = await make_sitter(api, full_name="Данияр Ахметов", location="Алматы")
+    await make_pet(api, owner, name="Барсик", type="dog", age=4, notes="")
+    await make_service(api, sitter, price_per_hour="2500.00", description="Саябақта серуен")
+
+    # An English browser in another zone: what the page shows and sends must not follow it.
+    context = await browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="UTC")
+    page = await sign_in(context, base, owner.email, page_errors)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Hello, Айгерим")
+
+    # The switcher: a menu in the top bar, each language named in its own words.
+    await page.get_by_label("Language: English").click()
+    await page.get_by_role("button", name="Қазақша").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Сәлеметсіз бе, Айгерим")
+    await expect(page.locator("html")).to_have_attribute("lang", "kk")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.get_by_label("Тіл: Қазақша")).to_have_text("Қаз")
+    await expect(page.locator(".lang-options [aria-current]")).to_have_text("Қазақша")
+    me = await (await api.get("/api/auth/me", headers=owner.headers)).json()
+    assert me["locale"] == "kk"
+
+    await page.get_by_label("Қала, аудан").fill("алма")
+    await page.get_by_role("button", name="Іздеу").click()
+    result = page.locator(".service", has_text="Данияр Ахметов")
+    await expect(result).to_contain_text("Серуендету")
+    await expect(result).to_contain_text("2\xa0500\xa0₸ / сағ")
+    await result.get_by_role("button", name="Брондау: Серуендету, қараушы Данияр Ахметов").click()
+
+    dialog = page.locator("#book-dialog")
+    await expect(dialog.get_by_role("heading")).to_have_text("Қызметті брондау")
+    await page.get_by_label("Басталуы").fill("2031-05-10T10:00")
+    await page.get_by_label("Аяқталуы").fill("2031-05-10T13:30")
+    await expect(page.locator("#book-hours")).to_have_text("3,5 сағ \u00d7 2\xa0500\xa0₸")
+    await expect(page.locator("#book-price")).to_have_text("8\xa0750\xa0₸")
+    await page.get_by_role("button", name="Брондауды растау").click()
+
+    await expect(page.locator("#toasts")).to_contain_text("Брондалды! 8\xa0750\xa0₸")
+    card = page.locator(".booking").first
+    await expect(card.locator(".badge")).to_have_text("Күтуде")
+    await expect(card).to_contain_text("Серуендету, үй жануары: Барсик")
+    await expect(card).to_contain_text("Қараушы: Данияр Ахметов")
+    start = datetime(2031, 5, 10, 5, 0, tzinfo=UTC)  # 10:00 in Almaty
+    end = datetime(2031, 5, 10, 8, 30, tzinfo=UTC)
+    await expect(card).to_contain_text(formats.format_range(start, end, "kk"))
+    row = await api.app[POOL].fetchrow(
+        "SELECT start_time, end_time, total_price FROM bookings WHERE owner_id = $1",
+        owner.user_id,
+    )
+    assert (row["start_time"], row["end_time"], str(row["total_price"])) == (start, end, "8750.00")
+    await expect(card.get_by_role("button", name="Бас тарту")).to_be_visible()
+
+    # Nothing on the page is left in English (the browser's language) or unmarked.
+    text = await page.evaluate("document.body.innerText")
+    left = re.findall(r"[A-Za-z]{2,}", ALLOWED_LATIN.sub("", text))
+    assert left == [], left
+    await screenshot(page, "owner-kk")
+
+    phone = await browser.new_context(viewport=PHONE, locale="ru-RU", timezone_id="UTC")
+    phone_page = await sign_in_ru(phone, base, owner.email, page_errors)
+    await expect(phone_page.locator("html")).to_have_attribute("lang", "kk")  # the saved choice
+    await expect(phone_page.locator("body")).to_have_attribute("data-ready", "true")
+    await no_horizontal_scroll(phone_page)
+    await screenshot(phone_page, "owner-kk-phone")
+    await phone.close()
+    await context.close()
+
+
+async def sign_in_ru(context, base: str, email: str, errors):
+    """Sign in on a Russian login page (the browser asks for Russian)."""
+    page = errors.watch(await context.new_page())
+    await page.goto(f"{base}/login")
+    await expect(page.locator("html")).to_have_attribute("lang", "ru")
+    await page.get_by_label("Эл. почта").fill(email)
+    await page.get_by_label("Пароль").fill(PASSWORD)
+    await page.get_by_role("button", name="Войти").click()
+    await page.wait_for_url(lambda url: "/login" not in url)
+    return page

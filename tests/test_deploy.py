@@ -92,7 +92,7 @@ def test_runtime_keeps_data_directories_beside_nanny_root(dockerfile):
         if keyword == "COPY":
             source, target = args.split()[-2:]
             copied[source.rstrip("/")] = str(Path(workdir, target))
-    for needed in ("migrations", "templates", "static"):
+    for needed in ("migrations", "templates", "static", "locale"):
         assert copied[needed].rstrip("/") == f"{env['NANNY_ROOT']}/{needed}"
         assert (ROOT / needed).is_dir()
     assert (ROOT / "migrations" / "0001.schema.sql").is_file()

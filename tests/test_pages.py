@@ -22,6 +22,13 @@ from tests.page_helpers import form_csrf, hidden_csrf, sign_in
 from tests.rows import insert_booking
 
 PAGES = ("/owner", "/sitter", "/admin", "/bookings/1/chat")
+ENGLISH = {"Accept-Language": "en"}
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings):
+    # These tests read the pages' English wording; test_i18n covers the languages.
+    return await aiohttp_client(create_app(settings), headers=ENGLISH)
 
 
 def set_cookie(resp, name: str) -> str | None:
@@ -137,7 +144,7 @@ async def test_wrong_password_is_shown_on_the_form_and_sets_no_session(client):
 async def test_sign_in_forms_without_a_matching_csrf_token_are_refused(
     aiohttp_client, settings, data, cookie
 ):
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings), headers=ENGLISH)
     owner = await make_owner(client)
     client.session.cookie_jar.clear()
     if cookie:
@@ -206,7 +213,7 @@ async def test_register_errors_are_shown_next_to_their_fields(client):
     assert resp.status == 400
     page = await resp.text()
     assert field_error(page, "email").startswith("Enter a valid e-mail address")
-    assert field_error(page, "phone").startswith("Enter the phone number")
+    assert field_error(page, "phone").startswith("Enter a mobile or landline number")
     assert field_error(page, "password") == "Use at least 8 characters"
     assert field_error(page, "full_name") == ""
     assert 'id="f-email" name="email" type="email" value="not-an-email"' in page
@@ -466,7 +473,7 @@ async def test_the_forms_share_the_api_rate_limits(aiohttp_client, settings):
         rate_login_per_email=RateLimit(2, 60),
         rate_register_per_ip=RateLimit(1, 3600),
     )
-    client = await aiohttp_client(create_app(limited))
+    client = await aiohttp_client(create_app(limited), headers=ENGLISH)
     owner = await make_owner(client)  # one login through the API
     await sign_in(client, owner.email)  # the second, through the form
     client.session.cookie_jar.clear()

@@ -155,6 +155,7 @@ async def list_users(
     rows = await conn.fetch(
         f"""
         SELECT u.user_id, u.email, u.phone, u.full_name, u.role, u.created_at, u.deleted_at,
+               u.locale, u.time_zone,
                s.experience_years, s.certificates, s.preferences, s.location, s.status
         FROM users u LEFT JOIN sitters s ON s.user_id = u.user_id
         WHERE {where}

@@ -27,6 +27,8 @@ class User:
     created_at: datetime
     deleted_at: datetime | None = None
     sitter: SitterProfile | None = None
+    locale: str | None = None  # the saved language; None: the browser's
+    time_zone: str | None = None  # the saved IANA zone; None: Asia/Almaty
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class Credentials:
 
 _USER_COLUMNS = """
     u.user_id, u.email, u.phone, u.full_name, u.role, u.created_at, u.deleted_at,
-    s.experience_years, s.certificates, s.preferences, s.location, s.status
+    u.locale, u.time_zone, s.experience_years, s.certificates, s.preferences, s.location, s.status
 """
 
 
@@ -61,6 +63,8 @@ def _user(row: asyncpg.Record) -> User:
         created_at=row["created_at"],
         deleted_at=row["deleted_at"],
         sitter=sitter,
+        locale=row["locale"],
+        time_zone=row["time_zone"],
     )
 
 
@@ -124,6 +128,22 @@ async def get_user(conn: asyncpg.Connection, user_id: int) -> User | None:
         user_id,
     )
     return _user(row) if row else None
+
+
+PREFERENCES = ("locale", "time_zone")
+
+
+async def update_preferences(conn: asyncpg.Connection, user_id: int, changes: dict) -> bool:
+    """Set the given preferences (some keys of PREFERENCES; None clears one) of a live user;
+    False when there is no such user."""
+    names = [name for name in PREFERENCES if name in changes]
+    sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(names, start=2))
+    status = await conn.execute(
+        f"UPDATE users SET {sets}, updated_at = now() WHERE user_id = $1 AND deleted_at IS NULL",
+        user_id,
+        *(changes[name] for name in names),
+    )
+    return status == "UPDATE 1"
 
 
 async def get_credentials(conn: asyncpg.Connection, email: str) -> Credentials | None:

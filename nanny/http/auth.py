@@ -76,6 +76,8 @@ class UserOut(Out):
 
 class MeOut(UserOut):
     created_at: str
+    locale: Literal["ru", "kk", "en"] | None = Field(description="saved language; null: none")
+    time_zone: str | None = Field(description="saved IANA time zone; null: Asia/Almaty")
     sitter: SitterOut | None = None
 
 
@@ -100,7 +102,11 @@ def user_json(user: db_users.User) -> dict:
 
 
 def me_json(user: db_users.User) -> dict:
-    body = user_json(user) | {"created_at": user.created_at}
+    body = user_json(user) | {
+        "created_at": user.created_at,
+        "locale": user.locale,
+        "time_zone": user.time_zone,
+    }
     if user.sitter is not None:
         s = user.sitter
         body["sitter"] = {

@@ -14,22 +14,32 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp_jinja2
 from aiohttp import web
 
+from nanny import i18n
 from nanny.access import is_participant, may_view
 from nanny.db import booking_views
 from nanny.db import users as db_users
 from nanny.errors import Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import path_id
-from nanny.keys import POOL, SETTINGS
+from nanny.i18n import N_
+from nanny.keys import I18N, POOL, SETTINGS
 
 routes = web.RouteTableDef()
 
 HOME_ROUTE = {"owner": "owner_page", "sitter": "sitter_page", "admin": "admin_page"}
-ROLE_LABEL = {"owner": "Pet owner", "sitter": "Pet sitter", "admin": "Administrator"}
-ARTICLE = {"owner": "a", "sitter": "a", "admin": "an"}
+ROLE_LABEL = {"owner": N_("Pet owner"), "sitter": N_("Pet sitter"), "admin": N_("Administrator")}
+ROLE_AS = {
+    "owner": N_("a pet owner"),
+    "sitter": N_("a pet sitter"),
+    "admin": N_("an administrator"),
+}
+ROLE_PAGE = {
+    "owner": N_("This page is for pet owners."),
+    "sitter": N_("This page is for pet sitters."),
+    "admin": N_("This page is for administrators."),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,17 @@ def home_url(request: web.Request, user: db_users.User) -> str:
     return url(request, HOME_ROUTE[user.role])
 
 
+def page_localizer(request: web.Request, user: db_users.User | None) -> i18n.Localizer:
+    """The page's language (the user's saved choice, the cookie, the browser's, Russian) and
+    time zone (the user's, else Almaty)."""
+    locale = i18n.negotiate(
+        user.locale if user else None,
+        request.cookies.get(i18n.LANG_COOKIE),
+        request.headers.get("Accept-Language"),
+    )
+    return i18n.localizer(request.app, locale, user.time_zone if user else None)
+
+
 def render(
     request: web.Request,
     template: str,
@@ -98,16 +119,26 @@ def render(
     session: Session | None = None,
     status: int = 200,
 ) -> web.Response:
+    user = session.user if session else None
+    loc = page_localizer(request, user)
+    catalog = request.app[I18N].catalogs[loc.locale]
     base = {
         "session": session,
-        "user": session.user if session else None,
+        "user": user,
         "csrf_token": session.csrf if session else "",
-        "role_label": ROLE_LABEL,
+        "role_label": {role: loc.gettext(label) for role, label in ROLE_LABEL.items()},
         "page": "",
+        "here": request.path_qs,
+        "languages": [
+            (code, i18n.LANGUAGE_SHORT[code], i18n.LANGUAGE_NAMES[code]) for code in i18n.LOCALES
+        ],
+        "catalog_url": url(request, "script_catalog", locale=loc.locale) + f"?v={catalog.version}",
     }
-    response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
+    body = i18n.render(request.app, template, loc, base | context)
+    response = web.Response(text=body, status=status, content_type="text/html")
     # Pages show private data and carry a CSRF token: never cache them in shared caches.
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = loc.locale
     return response
 
 
@@ -118,9 +149,29 @@ def error_page(
     message: str,
     *,
     session: Session | None = None,
+    **params: Any,
 ) -> web.Response:
-    context = {"status": status, "title": title, "message": message}
+    """An error page; `title` and `message` are catalog strings, translated here with `params`."""
+    loc = page_localizer(request, session.user if session else None)
+    context = {
+        "status": status,
+        "title": loc.gettext(title, **params),
+        "message": loc.gettext(message, **params),
+    }
     return render(request, "error.html", context, session=session, status=status)
+
+
+def csrf_refused(request: web.Request, session: Session | None = None) -> web.Response:
+    return error_page(
+        request,
+        403,
+        N_("This form could not be accepted"),
+        N_(
+            "The form was sent without a valid security token — it may have expired or come "
+            "from another site. Reload the page and try again."
+        ),
+        session=session,
+    )
 
 
 PageHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
@@ -141,13 +192,15 @@ def page(*roles: str) -> Callable[[PageHandler], Callable[[web.Request], Awaitab
                     clear_session_cookie(request, response)
                 return response
             if roles and session.user.role not in roles:
-                wanted = " or ".join(ROLE_LABEL[r].lower() + "s" for r in roles)
+                loc = page_localizer(request, session.user)
+                signed_in_as = loc.gettext(
+                    "You are signed in as {role}.", role=loc.gettext(ROLE_AS[session.user.role])
+                )
                 return error_page(
                     request,
                     403,
-                    "This page is not for your account",
-                    f"Only {wanted} can open this page. You are signed in as "
-                    f"{ARTICLE[session.user.role]} {ROLE_LABEL[session.user.role].lower()}.",
+                    N_("This page is not for your account"),
+                    " ".join([*(loc.gettext(ROLE_PAGE[r]) for r in roles), signed_in_as]),
                     session=session,
                 )
             return await handler(request, session)
@@ -181,8 +234,8 @@ async def chat_page(request: web.Request, session: Session) -> web.StreamRespons
     not_found = error_page(
         request,
         404,
-        "Conversation not found",
-        "There is no booking with this number among yours.",
+        N_("Conversation not found"),
+        N_("There is no booking with this number among yours."),
         session=session,
     )
     try:

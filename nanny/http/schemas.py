@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from nanny.phones import MAX_INPUT as MAX_PHONE_INPUT
+from nanny.phones import normalise_phone
 from nanny.validation import no_nul
 
 
@@ -52,10 +54,25 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
     Field(json_schema_extra={"format": "email"}),
 ]
+
+
+def _phone(value: str) -> str:
+    e164 = normalise_phone(value)
+    if e164 is None:
+        raise ValueError("must be a valid mobile or fixed-line phone number, e.g. 8 701 123 45 67")
+    return e164
+
+
 Phone = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, pattern=r"^\+[1-9][0-9]{7,14}$"),
-    Field(description="E.164, e.g. +77010000001"),
+    StringConstraints(max_length=MAX_PHONE_INPUT),
+    AfterValidator(_phone),
+    Field(
+        description="a mobile or fixed-line number as people write it (8 701 123 45 67, "
+        "+7 (701) 123-45-67; without a country code a Kazakh number); stored and returned "
+        "in E.164, e.g. +77011234567",
+        examples=["+7 701 123 45 67"],
+    ),
 ]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[

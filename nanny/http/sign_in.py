@@ -20,15 +20,17 @@ from nanny.http import auth, security
 from nanny.http.pages import (
     clear_session_cookie,
     cookie_flags,
+    csrf_refused,
     current_session,
-    error_page,
     home_url,
+    page_localizer,
     redirect,
     render,
     safe_next,
     set_session_cookie,
     url,
 )
+from nanny.i18n import N_
 from nanny.keys import POOL, SETTINGS
 
 routes = web.RouteTableDef()
@@ -50,16 +52,6 @@ def _form_csrf_ok(request: web.Request, form) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = form.get(security.CSRF_FIELD, "")
     return bool(cookie) and isinstance(sent, str) and hmac.compare_digest(cookie, sent)
-
-
-def _csrf_refused(request: web.Request) -> web.Response:
-    return error_page(
-        request,
-        403,
-        "This form could not be accepted",
-        "The form was sent without a valid security token — it may have expired or come from "
-        "another site. Reload the page and try again.",
-    )
 
 
 def _render_form(
@@ -85,7 +77,14 @@ def _render_form(
 def _rate_limited(
     request: web.Request, template: str, values: dict[str, Any], exc: RateLimited
 ) -> web.Response:
-    errors = {"form": f"Too many attempts. Try again in {exc.retry_after} seconds."}
+    loc = page_localizer(request, None)
+    errors = {
+        "form": loc.ngettext(
+            "Too many attempts. Try again in {n} second.",
+            "Too many attempts. Try again in {n} seconds.",
+            exc.retry_after,
+        )
+    }
     response = _render_form(request, template, values=values, errors=errors, status=429)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -118,19 +117,20 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not _form_csrf_ok(request, form):
-        return _csrf_refused(request)
+        return csrf_refused(request)
     email = str(form.get("email", "")).strip()
     password = str(form.get("password", ""))
+    loc = page_localizer(request, None)
     errors = {}
     if not email:
-        errors["email"] = "Enter your e-mail address"
+        errors["email"] = loc.gettext("Enter your e-mail address")
     if not password:
-        errors["password"] = "Enter your password"
+        errors["password"] = loc.gettext("Enter your password")
     if not errors:
         try:
             user = await auth.check_credentials(request, email, password)
         except Unauthorized:
-            errors["form"] = "Wrong e-mail or password"
+            errors["form"] = loc.gettext("Wrong e-mail or password")
         except RateLimited as exc:
             return _rate_limited(request, "login.html", {"email": email}, exc)
     if errors:
@@ -142,15 +142,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 _FIELD_HINTS = {
-    "full_name": "Enter your name",
-    "email": "Enter a valid e-mail address, like name@example.kz",
-    "phone": "Enter the phone number in international format, like +77010000001",
-    "location": "Enter the city or district where you work",
-    "experience_years": "Enter a whole number of years from 0 to 80",
+    "full_name": N_("Enter your name"),
+    "email": N_("Enter a valid e-mail address, like name@example.kz"),
+    "phone": N_("Enter a mobile or landline number, like 8 701 123 45 67 or +7 701 123 45 67"),
+    "location": N_("Enter the city or district where you work"),
+    "experience_years": N_("Enter a whole number of years from 0 to 80"),
+    "certificates": N_("Use at most 2000 characters"),
+    "preferences": N_("Use at most 2000 characters"),
 }
 
 
-def _field_errors(exc: ValidationError) -> dict[str, str]:
+def _field_errors(loc, exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for err in exc.errors(include_url=False):
         name = str(err["loc"][0]) if err["loc"] else "form"
@@ -158,9 +160,10 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
             continue
         if name == "password":
             too_short = err["type"] == "string_too_short"
-            errors[name] = "Use at least 8 characters" if too_short else "Use at most 72 bytes"
+            hint = N_("Use at least 8 characters") if too_short else N_("Use at most 72 bytes")
         else:
-            errors[name] = _FIELD_HINTS.get(name, err["msg"])
+            hint = _FIELD_HINTS.get(name, N_("Check this field"))
+        errors[name] = loc.gettext(hint)
     return errors
 
 
@@ -183,16 +186,17 @@ async def register_page(request: web.Request) -> web.StreamResponse:
 async def register_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     if not _form_csrf_ok(request, form):
-        return _csrf_refused(request)
+        return csrf_refused(request)
     role = form.get("role")
     values: dict[str, Any] = {
         name: str(form.get(name, "")) for name in (*REGISTER_FIELDS, *SITTER_FIELDS)
     }
     values["experience_years"] = str(form.get("experience_years", "")).strip()
     values["role"] = role
+    loc = page_localizer(request, None)
     if role not in ("owner", "sitter"):
         values["role"] = "owner"
-        errors = {"role": "Choose whether you own pets or look after them"}
+        errors = {"role": loc.gettext("Choose whether you own pets or look after them")}
         return _render_form(request, "register.html", values=values, errors=errors, status=400)
 
     data: dict[str, Any] = {name: values[name] for name in REGISTER_FIELDS}
@@ -206,14 +210,18 @@ async def register_submit(request: web.Request) -> web.StreamResponse:
         body = model.model_validate(data)
         user_id = await auth.register_account(request, body, role)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = _field_errors(loc, exc)
     except Conflict:
-        errors = {"email": "An account with this e-mail already exists — sign in instead"}
+        errors = {
+            "email": loc.gettext("An account with this e-mail already exists — sign in instead")
+        }
     except RateLimited as exc:
         values.pop("password")
         return _rate_limited(request, "register.html", values, exc)
     else:
         async with request.app[POOL].acquire() as conn:
+            # The account keeps the language it was opened in, for pages and e-mails alike.
+            await db_users.update_preferences(conn, user_id, {"locale": loc.locale})
             user = await db_users.get_user(conn, user_id)
         return _signed_in_redirect(request, user, None)
     values.pop("password")
@@ -227,7 +235,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if session is not None:
         sent = form.get(security.CSRF_FIELD, "")
         if not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf):
-            return _csrf_refused(request)
+            return csrf_refused(request)
     response = redirect(url(request, "login_page"))
     clear_session_cookie(request, response)
     return response

@@ -1,7 +1,8 @@
 // Admin dashboard: counters polled every 5 s, bookings-per-day chart, pending sitters, users.
 import { api, apiList, me } from './api.js';
 import { drawBarChart } from './chart.js';
-import { $, badge, capitalize, dateOnly, dateTime, h, money, toast } from './dom.js';
+import { $, badge, dateOnly, dateTime, h, money, ROLE_LABEL, SITTER_STATUS_LABEL, timeOnly, toast } from './dom.js';
+import { _, fixed, ngettext } from './i18n.js';
 
 const STATS_EVERY_MS = 5000;
 const USERS_PAGE = 10;
@@ -17,7 +18,7 @@ async function loadStats() {
   try {
     stats = await api('/api/admin/stats');
   } catch {
-    $('#stats-updated').textContent = 'Counters unavailable right now.';
+    $('#stats-updated').textContent = _('Counters unavailable right now.');
     return;
   }
   const sum = (o) => Object.values(o || {}).reduce((a, b) => a + Number(b || 0), 0);
@@ -37,7 +38,7 @@ async function loadStats() {
       }
     }
   }
-  $('#stats-updated').textContent = `Updated ${new Date().toLocaleTimeString('en-GB')}.`;
+  $('#stats-updated').textContent = _('Updated at {time}.', { time: timeOnly(new Date().toISOString()) });
 }
 
 let chartSeries = null;
@@ -49,7 +50,10 @@ async function loadChart() {
     chartSeries = series;
     drawBarChart(figure, series);
     const total = series.reduce((a, d) => a + d.count, 0);
-    $('#chart-total').textContent = `${total} in the last ${series.length} days`;
+    // Each count with its own plural form (a nested call would hide them from the extraction).
+    const bookings = ngettext('{n} booking', '{n} bookings', total);
+    const days = ngettext('{n} day', '{n} days', series.length);
+    $('#chart-total').textContent = _('{bookings} in the last {days}', { bookings, days });
   } catch (err) {
     $('#chart-total').textContent = err.message;
   }
@@ -68,16 +72,17 @@ async function loadPending() {
   $('#pending-count').textContent = String(total);
   $('#pending-list').replaceChildren(
     ...items.map((s) => {
-      const name = s.full_name || `Sitter #${s.sitter_id ?? s.user_id}`;
       const id = s.sitter_id ?? s.user_id;
+      const name = s.full_name || _('sitter #{id}', { id });
+      const experience = ngettext('{n} year of experience', '{n} years of experience', s.experience_years ?? 0);
       return h('li', { class: 'pending-sitter', dataset: { sitterId: id } },
         h('strong', { text: name }),
-        h('p', { text: [s.location, `${s.experience_years ?? 0} years experience`].filter(Boolean).join(' · ') }),
-        s.certificates ? h('p', { text: `Certificates: ${s.certificates}` }) : null,
-        s.preferences ? h('p', { text: `Preferences: ${s.preferences}` }) : null,
+        h('p', { text: [s.location, experience].filter(Boolean).join(' · ') }),
+        s.certificates ? h('p', { text: _('Certificates: {text}', { text: s.certificates }) }) : null,
+        s.preferences ? h('p', { text: _('Preferences: {text}', { text: s.preferences }) }) : null,
         h('div', { class: 'btn-row' },
-          h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Approve', 'aria-label': `Approve ${name}`, onclick: (e) => decide(e.currentTarget, id, 'approve', name) }),
-          h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: 'Reject', 'aria-label': `Reject ${name}`, onclick: (e) => decide(e.currentTarget, id, 'reject', name) })));
+          h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: _('Approve'), 'aria-label': _('Approve {name}', { name }), onclick: (e) => decide(e.currentTarget, id, 'approve', name) }),
+          h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: _('Reject'), 'aria-label': _('Reject {name}', { name }), onclick: (e) => decide(e.currentTarget, id, 'reject', name) })));
     }),
   );
   $('#pending-empty').hidden = items.length > 0;
@@ -87,7 +92,7 @@ async function decide(button, sitterId, action, name) {
   button.disabled = true;
   try {
     await api(`/api/admin/sitters/${sitterId}/${action}`, { method: 'POST' });
-    toast(`${name} ${action === 'approve' ? 'approved' : 'rejected'}`);
+    toast(action === 'approve' ? _('Sitter {name} approved', { name }) : _('Sitter {name} rejected', { name }));
     await Promise.all([loadPending(), loadStats(), loadUsers()]);
   } catch (err) {
     toast(err.message, 'error');
@@ -125,13 +130,13 @@ async function loadUsers() {
       h('tr', { dataset: { userId: u.user_id } },
         h('td', {}, h('strong', { text: u.full_name }), h('small', { class: 'show-sm', text: u.email || '—' })),
         h('td', { class: 'hide-sm', text: u.email || '—' }),
-        h('td', {}, badge(u.role), u.sitter?.status ? h('small', { text: capitalize(u.sitter.status) }) : null),
+        h('td', {}, badge(u.role, ROLE_LABEL), u.sitter?.status ? h('small', { text: SITTER_STATUS_LABEL[u.sitter.status] || u.sitter.status }) : null),
         h('td', { class: 'hide-sm', text: u.created_at ? dateOnly(u.created_at) : '—' }),
-        h('td', {}, h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Details', 'aria-label': `Details of ${u.full_name}`, onclick: () => openUser(u.user_id) })))),
+        h('td', {}, h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: _('Details'), 'aria-label': _('Details of {name}', { name: u.full_name }), onclick: () => openUser(u.user_id) })))),
   );
   $('#users-empty').hidden = result.items.length > 0;
   const shown = result.items.length;
-  $('#users-range').textContent = shown ? `${usersOffset + 1}–${usersOffset + shown} of ${usersTotal}` : '';
+  $('#users-range').textContent = shown ? _('{first}–{last} of {total}', { first: usersOffset + 1, last: usersOffset + shown, total: usersTotal }) : '';
   $('#users-prev').disabled = usersOffset === 0;
   $('#users-next').disabled = usersOffset + shown >= usersTotal;
 }
@@ -164,14 +169,21 @@ async function openUser(userId) {
   }
   shownUser = u;
   $('#user-title').textContent = u.full_name;
-  const facts = [fact('Role', capitalize(u.role)), fact('E-mail', u.email), fact('Phone', u.phone), fact('Joined', u.created_at && dateTime(u.created_at))];
+  const facts = [
+    fact(_('Role'), ROLE_LABEL[u.role] || u.role), fact(_('E-mail'), u.email), fact(_('Phone'), u.phone),
+    fact(_('Joined'), u.created_at && dateTime(u.created_at)),
+  ];
   if (u.role === 'sitter') {
     try {
       const s = await api(`/api/admin/sitters/${userId}`);
       facts.push(
-        fact('Status', capitalize(s.status)), fact('Location', s.location), fact('Experience', `${s.experience_years} years`),
-        fact('Services', s.total_services), fact('Bookings', `${s.total_bookings} (${s.completed_bookings} completed)`),
-        fact('Rating', s.total_reviews ? `${Number(s.average_rating).toFixed(2)} from ${s.total_reviews} reviews` : 'No reviews'),
+        fact(_('Status'), SITTER_STATUS_LABEL[s.status] || s.status), fact(_('Location'), s.location),
+        fact(_('Experience'), ngettext('{n} year', '{n} years', s.experience_years)),
+        fact(_('Services'), s.total_services),
+        fact(_('Bookings'), ngettext('{n} ({completed} completed)', '{n} ({completed} completed)', s.total_bookings, { completed: s.completed_bookings })),
+        fact(_('Rating'), s.total_reviews
+          ? ngettext('{rating} from {n} review', '{rating} from {n} reviews', s.total_reviews, { rating: fixed(s.average_rating, 2) })
+          : _('No reviews')),
       );
     } catch {
       // The profile is a bonus; the user's own facts are already shown.
@@ -183,8 +195,8 @@ async function openUser(userId) {
   const self = u.user_id === me.id;
   $('#user-delete').hidden = self;
   $('#user-delete-note').textContent = self
-    ? 'This is your own account; another admin can delete it.'
-    : 'Deleting removes personal data; bookings, reviews and messages stay, shown as a deleted user.';
+    ? _('This is your own account; another admin can delete it.')
+    : _('Deleting removes personal data; bookings, reviews and messages stay, shown as a deleted user.');
   userDialog.showModal();
 }
 
@@ -200,7 +212,7 @@ $('#user-delete-confirm').addEventListener('click', async (event) => {
   try {
     await api(`/api/admin/users/${shownUser.user_id}`, { method: 'DELETE' });
     userDialog.close();
-    toast(`${shownUser.full_name} deleted`);
+    toast(_('Account of {name} deleted', { name: shownUser.full_name }));
     await Promise.all([loadUsers(), loadStats(), loadPending()]);
   } catch (err) {
     $('#user-error').textContent = err.message;

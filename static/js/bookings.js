@@ -1,6 +1,7 @@
 // Booking cards shared by the owner and sitter dashboards, and the names they show.
 import { api } from './api.js';
 import { badge, dateRange, h, money, SERVICE_LABEL } from './dom.js';
+import { _ } from './i18n.js';
 
 // Bookings carry ids only; names come from fields the API may add, else from public reads, cached.
 export class BookingNames {
@@ -32,7 +33,7 @@ export class BookingNames {
 
   serviceLabel(b) {
     const type = this.services.get(b.service_id) || b.service_type;
-    return type ? SERVICE_LABEL[type] || type : 'Booking';
+    return type ? SERVICE_LABEL[type] || type : _('Booking');
   }
 
   petName(b) {
@@ -40,21 +41,23 @@ export class BookingNames {
   }
 
   sitterName(id, b) {
-    return b?.sitter_name || b?.sitter?.full_name || this.sitters.get(id) || `sitter #${id}`;
+    return b?.sitter_name || b?.sitter?.full_name || this.sitters.get(id) || _('sitter #{id}', { id });
   }
 
   ownerName(id, b) {
-    return b?.owner_name || b?.owner?.full_name || this.owners.get(id) || `owner #${id}`;
+    return b?.owner_name || b?.owner?.full_name || this.owners.get(id) || _('owner #{id}', { id });
   }
 }
 
+// `who` is the other participant's line ("Sitter: Daniyar").
 export function bookingCard(b, { who, names, actions, note }) {
   const pet = names.petName(b);
-  const title = `${names.serviceLabel(b)}${pet ? ` for ${pet}` : ''}`;
+  const service = names.serviceLabel(b);
+  const title = pet ? _('{service} for {pet}', { service, pet }) : service;
   return h('li', { class: 'booking', dataset: { bookingId: b.booking_id, status: b.status } },
     h('div', { class: 'booking-main' },
       h('p', { class: 'booking-title', text: title }),
-      h('p', { class: 'booking-meta', text: `with ${who}` }),
+      h('p', { class: 'booking-meta', text: who }),
       h('p', { class: 'booking-meta', text: dateRange(b.start_time, b.end_time) })),
     h('div', { class: 'booking-side' },
       badge(b.status),

@@ -1,4 +1,6 @@
 // A small bar chart drawn as inline SVG: one bar per day, labelled axes, a tooltip per bar.
+import { formatDay, ngettext } from './i18n.js';
+
 const SVG = 'http://www.w3.org/2000/svg';
 
 function svg(tag, attrs = {}, text) {
@@ -17,8 +19,6 @@ function niceMax(value) {
   return 10 * magnitude;
 }
 
-const dayFormat = new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' });
-
 // series: [{day: 'YYYY-MM-DD', count}]
 export function drawBarChart(container, series) {
   // Drawn at the container's own width, so text keeps its real size on a phone.
@@ -32,7 +32,10 @@ export function drawBarChart(container, series) {
   const slot = innerW / Math.max(1, series.length);
   const barW = Math.max(2, slot * 0.7);
 
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `Bookings per day, last ${series.length} days` });
+  const chart = svg('svg', {
+    viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': ngettext('Bookings per day, the last {n} day', 'Bookings per day, the last {n} days', series.length),
+  });
   for (let i = 0; i <= 4; i += 1) {
     const value = (max / 4) * i;
     const y = pad.top + innerH - (innerH * i) / 4;
@@ -43,7 +46,7 @@ export function drawBarChart(container, series) {
     const x = pad.left + i * slot + (slot - barW) / 2;
     const barH = max ? (innerH * d.count) / max : 0;
     const y = pad.top + innerH - barH;
-    const label = `${dayFormat.format(new Date(`${d.day}T00:00:00Z`))}: ${d.count} booking${d.count === 1 ? '' : 's'}`;
+    const label = ngettext('{day}: {n} booking', '{day}: {n} bookings', d.count, { day: formatDay(d.day) });
     const bar = svg('rect', { class: 'bar', x, y, width: barW, height: Math.max(barH, d.count ? 1 : 0), rx: 2, 'data-day': d.day, 'data-count': d.count });
     bar.append(svg('title', {}, label));
     chart.append(bar);
@@ -53,7 +56,7 @@ export function drawBarChart(container, series) {
     // A date under every few bars (and the last), so the axis stays readable.
     if (i % labelEvery === 0 || i === series.length - 1) {
       const last = i === series.length - 1;
-      chart.append(svg('text', { class: 'axis-label', x: last ? x + barW : x + barW / 2, y: height - 8, 'text-anchor': last ? 'end' : 'middle' }, dayFormat.format(new Date(`${d.day}T00:00:00Z`))));
+      chart.append(svg('text', { class: 'axis-label', x: last ? x + barW : x + barW / 2, y: height - 8, 'text-anchor': last ? 'end' : 'middle' }, formatDay(d.day)));
     }
   });
   container.querySelector('svg')?.remove();

@@ -1,7 +1,8 @@
 // Booking chat: history with older pages on scroll, live messages, typing, read marks, presence,
 // status changes inline, retries with the same client_id and resubscription from the last seq.
-import { apiList, me } from './api.js';
-import { $, capitalize, dateRange, dateTime, h, timeOnly, toast } from './dom.js';
+import { apiList, describeError, me } from './api.js';
+import { $, dateRange, dateTime, h, STATUS_LABEL, timeOnly, toast } from './dom.js';
+import { _, sameLocalDay } from './i18n.js';
 import { LiveSocket } from './live.js';
 
 const root = $('#chat');
@@ -57,16 +58,15 @@ function uuid() {
 }
 
 function stamp(iso) {
-  const d = new Date(iso);
-  return d.toDateString() === new Date().toDateString() ? timeOnly(iso) : dateTime(iso);
+  return sameLocalDay(iso, new Date().toISOString()) ? timeOnly(iso) : dateTime(iso);
 }
 
 function messageNode(msg) {
   const mine = msg.sender_id === me.id;
   const meta = h('span', { class: 'msg-meta' }, h('time', { datetime: msg.sent_at, text: stamp(msg.sent_at) }));
-  if (mine) meta.append(h('span', { class: 'msg-status', text: 'Sent' }));
+  if (mine) meta.append(h('span', { class: 'msg-status', text: _('Sent') }));
   return h('li', { class: `msg${mine ? ' mine' : ''}`, dataset: { seq: msg.seq, sender: msg.sender_id } },
-    !isParticipant ? h('span', { class: 'msg-sender', text: nameOf[msg.sender_id] || `User #${msg.sender_id}` }) : null,
+    !isParticipant ? h('span', { class: 'msg-sender', text: nameOf[msg.sender_id] || _('User #{id}', { id: msg.sender_id }) }) : null,
     h('div', { class: 'msg-bubble', text: msg.content }),
     meta);
 }
@@ -121,12 +121,12 @@ function updateSeen() {
     node.dataset.seen = String(seen);
     const status = node.querySelector('.msg-status');
     status.textContent = seen ? '✓✓' : '✓';
-    status.title = seen ? 'Seen' : 'Sent';
+    status.title = seen ? _('Seen') : _('Sent');
     status.classList.remove('msg-seen');
     if (seen) lastSeen = status;
   }
   if (lastSeen) {
-    lastSeen.textContent = 'Seen';
+    lastSeen.textContent = _('Seen');
     lastSeen.classList.add('msg-seen');
   }
 }
@@ -164,7 +164,7 @@ async function loadOlder(beforeSeq) {
 function markStart() {
   reachedStart = true;
   historyStatus.hidden = false;
-  historyStatus.textContent = bySeq.size ? 'This is the beginning of your conversation.' : `No messages yet. Say hello to ${otherName}!`;
+  historyStatus.textContent = bySeq.size ? _('This is the beginning of your conversation.') : _('No messages yet. Say hello to {name}!', { name: otherName });
   list.before(historyStatus);
 }
 
@@ -212,7 +212,7 @@ live.on('ack', (frame) => addMessage(frame.message));
 
 live.on('typing', (frame) => {
   if (frame.booking_id !== bookingId || frame.user_id === me.id) return;
-  typingLine.textContent = `${nameOf[frame.user_id] || otherName} is typing…`;
+  typingLine.textContent = _('{name} is typing…', { name: nameOf[frame.user_id] || otherName });
   clearTimeout(typingLine.timer);
   typingLine.timer = setTimeout(hideTyping, TYPING_SHOWN_MS);
 });
@@ -238,14 +238,14 @@ live.on('presence', (frame) => {
 function setPresence(online) {
   const el = $('#presence');
   el.dataset.online = String(Boolean(online));
-  $('#presence-label').textContent = online ? 'online' : 'offline';
+  $('#presence-label').textContent = online ? _('online') : _('offline');
 }
 
 // While our own connection is down we cannot know; say so rather than show a stale "online".
 live.onStatus((state) => {
   if (state === 'online') return;
   $('#presence').dataset.online = 'false';
-  $('#presence-label').textContent = 'waiting for connection…';
+  $('#presence-label').textContent = _('waiting for connection…');
 });
 
 live.on('booking', (frame) => {
@@ -255,14 +255,14 @@ live.on('booking', (frame) => {
   if (badge.dataset.status === b.status) return;
   badge.dataset.status = b.status;
   badge.className = `badge badge-${b.status} badge-flash`;
-  badge.textContent = capitalize(b.status);
-  systemLine(`Booking ${b.status} · ${timeOnly(b.updated_at || new Date().toISOString())}`);
+  badge.textContent = STATUS_LABEL[b.status] || b.status;
+  systemLine(_('Booking: {status} · {time}', { status: STATUS_LABEL[b.status] || b.status, time: timeOnly(b.updated_at || new Date().toISOString()) }));
 });
 
 live.on('error', (frame) => {
   if (frame.ref?.booking_id !== undefined && frame.ref.booking_id !== bookingId) return;
   // Rate-limited sends are retried by the timer; anything else is worth telling the user.
-  if (frame.code !== 'rate_limited') toast(frame.message || 'Something went wrong', 'error');
+  if (frame.code !== 'rate_limited') toast(describeError(400, { code: frame.code }), 'error');
 });
 
 // --- reading -------------------------------------------------------------------------------
@@ -285,9 +285,9 @@ function trySend(clientId) {
   if (!p) return;
   if (live.send({ type: 'send', booking_id: bookingId, content: p.content, client_id: clientId })) {
     p.lastTry = Date.now();
-    p.node.querySelector('.msg-status').textContent = 'Sending…';
+    p.node.querySelector('.msg-status').textContent = _('Sending…');
   } else {
-    p.node.querySelector('.msg-status').textContent = 'Waiting for connection…';
+    p.node.querySelector('.msg-status').textContent = _('Waiting for connection…');
   }
 }
 
@@ -302,7 +302,7 @@ function send(content) {
   const clientId = uuid();
   const node = h('li', { class: 'msg mine pending', dataset: { clientId } },
     h('div', { class: 'msg-bubble', text: content }),
-    h('span', { class: 'msg-meta' }, h('span', { class: 'msg-status', text: 'Sending…' })));
+    h('span', { class: 'msg-meta' }, h('span', { class: 'msg-status', text: _('Sending…') })));
   pendingList.append(node);
   pending.set(clientId, { content, node, lastTry: 0 });
   historyStatus.hidden = true;
@@ -315,7 +315,7 @@ composer.addEventListener('submit', (event) => {
   const content = input.value.trim();
   if (!content) return;
   if (content.length > 4000) {
-    toast('A message can be at most 4000 characters', 'error');
+    toast(_('A message can be at most 4000 characters'), 'error');
     return;
   }
   send(content);

@@ -1,4 +1,7 @@
 // DOM helpers. User data only ever enters the page as text (textContent), never as markup.
+import { _, decimal, fixed, formatRange, formatTime, money, ngettext, pgettext } from './i18n.js';
+
+export { money, decimal };
 
 export function h(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -19,44 +22,45 @@ export function h(tag, props = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-const moneyFormat = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-export const money = (value) => `${moneyFormat.format(Number(value || 0))} ₸`;
+// Times in the page's zone and language (see i18n.js).
+export const dateTime = (iso) => formatTime(iso, 'datetime');
+export const dateOnly = (iso) => formatTime(iso, 'date');
+export const timeOnly = (iso) => formatTime(iso, 'time');
+export const dayLabel = (iso) => formatTime(iso, 'day');
+export const dateRange = formatRange;
 
-const dateTimeFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short' });
-const timeFormat = new Intl.DateTimeFormat('en-GB', { timeStyle: 'short' });
-const dayFormat = new Intl.DateTimeFormat('en-GB', { weekday: 'short', day: 'numeric', month: 'short' });
-export const dateTime = (iso) => dateTimeFormat.format(new Date(iso));
-const dateFormat = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium' });
-export const dateOnly = (iso) => dateFormat.format(new Date(iso));
-export const timeOnly = (iso) => timeFormat.format(new Date(iso));
-export const dayLabel = (iso) => dayFormat.format(new Date(iso));
+// The API's enumerations in the page's language (the templates have the same in _labels.html).
+export const SERVICE_LABEL = { walking: _('Walking'), boarding: _('Boarding'), 'home-care': _('Home care') };
+export const PET_LABEL = { dog: _('Dog'), cat: _('Cat'), rodent: _('Rodent') };
+export const STATUS_LABEL = {
+  pending: _('Pending'), confirmed: _('Confirmed'), completed: _('Completed'), cancelled: _('Cancelled'),
+};
+export const SITTER_STATUS_LABEL = {
+  pending: pgettext('sitter status', 'Pending'),
+  approved: pgettext('sitter status', 'Approved'),
+  rejected: pgettext('sitter status', 'Rejected'),
+};
+export const ROLE_LABEL = { owner: _('Pet owner'), sitter: _('Pet sitter'), admin: _('Administrator') };
 
-export function dateRange(startIso, endIso) {
-  const start = new Date(startIso);
-  const end = new Date(endIso);
-  const sameDay = start.toDateString() === end.toDateString();
-  return sameDay
-    ? `${dateTimeFormat.format(start)} – ${timeFormat.format(end)}`
-    : `${dateTimeFormat.format(start)} – ${dateTimeFormat.format(end)}`;
-}
-
-export const SERVICE_LABEL = { walking: 'Walking', boarding: 'Boarding', 'home-care': 'Home care' };
-export const PET_LABEL = { dog: 'Dog', cat: 'Cat', rodent: 'Rodent' };
-export const capitalize = (s) => (s ? s[0].toUpperCase() + s.slice(1) : '');
-
-export function badge(status) {
-  return h('span', { class: `badge badge-${status}`, text: capitalize(status), dataset: { status } });
+export function badge(status, labels = STATUS_LABEL) {
+  return h('span', { class: `badge badge-${status}`, text: labels[status] || status, dataset: { status } });
 }
 
 export function stars(rating, count) {
   const value = Number(rating || 0);
   const full = Math.round(value);
+  const shown = fixed(value, 1);
   return h(
     'span',
-    { class: 'stars', 'aria-label': count ? `Rated ${value.toFixed(1)} of 5 from ${count} reviews` : 'No reviews yet' },
+    {
+      class: 'stars',
+      'aria-label': count
+        ? ngettext('Rated {rating} of 5 from {n} review', 'Rated {rating} of 5 from {n} reviews', count, { rating: shown })
+        : _('No reviews yet'),
+    },
     count ? '★'.repeat(full) + '☆'.repeat(5 - full) : '☆☆☆☆☆',
     ' ',
-    h('small', { text: count ? `${value.toFixed(1)} (${count})` : 'new' }),
+    h('small', { text: count ? `${shown} (${count})` : _('new') }),
   );
 }
 
@@ -95,7 +99,7 @@ export function showError(form, err) {
 }
 
 // A confirmation step in the shared dialog; resolves true when confirmed.
-export function confirmAction(title, message, confirmLabel = 'Delete') {
+export function confirmAction(title, message, confirmLabel = _('Delete')) {
   const dialog = document.getElementById('confirm-dialog');
   document.getElementById('confirm-title').textContent = title;
   document.getElementById('confirm-message').textContent = message;
@@ -130,5 +134,5 @@ export async function busy(button, work) {
 export async function startPage(loads) {
   const results = await Promise.allSettled(loads);
   const failed = results.find((r) => r.status === 'rejected');
-  if (failed) toast(`Some data could not be loaded: ${failed.reason?.message || failed.reason}`, 'error');
+  if (failed) toast(_('Some data could not be loaded: {reason}', { reason: failed.reason?.message || failed.reason }), 'error');
 }

@@ -1,5 +1,6 @@
 // One WebSocket to /api/ws per page, authenticated by the session cookie at the upgrade.
 // Reconnects with backoff; `onOpen` callbacks run after every (re)connect so callers resubscribe.
+import { _ } from './i18n.js';
 
 const PING_EVERY_MS = 20000;
 const PONG_TIMEOUT_MS = 8000;
@@ -92,7 +93,7 @@ export class LiveSocket {
       this.indicator.hidden = false;
       this.indicator.dataset.state = state;
       const label = this.indicator.querySelector('.live-label');
-      if (label) label.textContent = state === 'online' ? 'Live' : 'Reconnecting…';
+      if (label) label.textContent = state === 'online' ? _('Live') : _('Reconnecting…');
     }
     for (const cb of this.statusCallbacks) cb(state);
   }

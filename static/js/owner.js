@@ -2,8 +2,10 @@
 import { api, apiList, me } from './api.js';
 import { bookingCard, BookingNames } from './bookings.js';
 import {
-  $, h, busy, clearErrors, startPage, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars, toast,
+  $, h, busy, clearErrors, decimal, startPage, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars,
+  STATUS_LABEL, toast,
 } from './dom.js';
+import { _, fromLocalInput, localDaysAhead, ngettext, pgettext, toLocalInput } from './i18n.js';
 import { LiveSocket } from './live.js';
 
 const PAGE_SIZE = 12;
@@ -31,10 +33,10 @@ function renderPets() {
         h('span', { class: 'pet-icon', 'aria-hidden': 'true', text: pet.name.slice(0, 1).toUpperCase() }),
         h('div', { class: 'pet-body' },
           h('strong', { text: pet.name }),
-          h('p', { text: `${PET_LABEL[pet.type] || pet.type} · ${pet.age} ${pet.age === 1 ? 'year' : 'years'}${pet.notes ? ` · ${pet.notes}` : ''}` })),
+          h('p', { text: [PET_LABEL[pet.type] || pet.type, ngettext('{n} year', '{n} years', pet.age), pet.notes].filter(Boolean).join(' · ') })),
         h('div', { class: 'btn-row' },
-          h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Edit', 'aria-label': `Edit ${pet.name}`, onclick: () => openPetForm(pet) }),
-          h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: 'Delete', 'aria-label': `Delete ${pet.name}`, onclick: () => deletePet(pet) })))),
+          h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: _('Edit'), 'aria-label': _('Edit {name}', { name: pet.name }), onclick: () => openPetForm(pet) }),
+          h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: _('Delete'), 'aria-label': _('Delete {name}', { name: pet.name }), onclick: () => deletePet(pet) })))),
   );
   $('#pets-empty').hidden = pets.size > 0;
   names.pets = new Map([...pets.values()].map((p) => [p.pet_id, p.name]));
@@ -44,7 +46,7 @@ function openPetForm(pet) {
   clearErrors(petForm);
   petForm.reset();
   petForm.elements.pet_id.value = pet ? pet.pet_id : '';
-  $('#pet-form-title').textContent = pet ? `Edit ${pet.name}` : 'Add a pet';
+  $('#pet-form-title').textContent = pet ? _('Edit {name}', { name: pet.name }) : _('Add a pet');
   if (pet) {
     petForm.elements.name.value = pet.name;
     petForm.elements.type.value = pet.type;
@@ -70,7 +72,7 @@ petForm.addEventListener('submit', async (event) => {
       pets.set(pet.pet_id, pet);
       renderPets();
       petForm.hidden = true;
-      toast(id ? `${pet.name} updated` : `${pet.name} added`);
+      toast(id ? _('Pet {name} updated', { name: pet.name }) : _('Pet {name} added', { name: pet.name }));
     } catch (err) {
       showError(petForm, err);
     }
@@ -78,15 +80,16 @@ petForm.addEventListener('submit', async (event) => {
 });
 
 async function deletePet(pet) {
-  const ok = await confirmAction(`Delete ${pet.name}?`, 'Past bookings stay in your history.', 'Delete pet');
+  const ok = await confirmAction(_('Delete {name}?', { name: pet.name }), _('Past bookings stay in your history.'), _('Delete pet'));
   if (!ok) return;
   try {
     await api(`/api/pets/${pet.pet_id}`, { method: 'DELETE' });
     pets.delete(pet.pet_id);
     renderPets();
-    toast(`${pet.name} deleted`);
+    toast(_('Pet {name} deleted', { name: pet.name }));
   } catch (err) {
-    toast(err.message, 'error');
+    const busyPet = _('{name} has a pending or confirmed booking; cancel it first.', { name: pet.name });
+    toast(err.code === 'conflict' ? busyPet : err.message, 'error');
   }
 }
 
@@ -121,18 +124,18 @@ function renderResults(items) {
       h('li', { class: 'service', dataset: { serviceId: s.service_id } },
         h('div', { class: 'service-head' },
           h('span', { class: 'service-type', text: SERVICE_LABEL[s.type] || s.type }),
-          h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ' / h' }))),
+          h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ` ${_('/ h')}` }))),
         h('p', { class: 'service-sitter', text: s.sitter_name }),
         h('p', { class: 'service-location', text: s.location }),
         s.description ? h('p', { class: 'service-desc', text: s.description }) : null,
         h('div', { class: 'service-foot' },
           stars(s.rating, s.total_reviews),
-          h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Book', 'aria-label': `Book ${SERVICE_LABEL[s.type] || s.type} with ${s.sitter_name}`, onclick: () => openBooking(s) })))),
+          h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: _('Book'), 'aria-label': _('Book: {service}, sitter {name}', { service: SERVICE_LABEL[s.type] || s.type, name: s.sitter_name }), onclick: () => openBooking(s) })))),
   );
   $('#search-empty').hidden = items.length > 0;
   const pager = $('#search-pager');
   pager.hidden = search.total <= PAGE_SIZE;
-  $('#search-range').textContent = `${search.offset + 1}–${search.offset + items.length} of ${search.total}`;
+  $('#search-range').textContent = _('{first}–{last} of {total}', { first: search.offset + 1, last: search.offset + items.length, total: search.total });
   $('#search-prev').disabled = search.offset === 0;
   $('#search-next').disabled = search.offset + items.length >= search.total;
 }
@@ -150,35 +153,29 @@ const bookDialog = $('#book-dialog');
 const bookForm = $('#book-form');
 let bookingService = null;
 
-function localInputValue(date) {
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
 function openBooking(service) {
   if (pets.size === 0) {
-    toast('Add a pet first, then book a sitter for it.', 'error');
+    toast(_('Add a pet first, then book a sitter for it.'), 'error');
     openPetForm(null);
     return;
   }
   bookingService = service;
   clearErrors(bookForm);
-  $('#book-summary').textContent = `${SERVICE_LABEL[service.type] || service.type} with ${service.sitter_name} · ${money(service.price_per_hour)} per hour`;
+  $('#book-summary').textContent = _('{service} · sitter {name} · {price} per hour', { service: SERVICE_LABEL[service.type] || service.type, name: service.sitter_name, price: money(service.price_per_hour) });
   $('#book-pet').replaceChildren(...[...pets.values()].map((p) => h('option', { value: p.pet_id, text: `${p.name} (${PET_LABEL[p.type] || p.type})` })));
-  const start = new Date();
-  start.setDate(start.getDate() + 1);
-  start.setHours(10, 0, 0, 0);
-  const end = new Date(start.getTime() + 2 * 3600 * 1000);
-  bookForm.elements.start_time.value = localInputValue(start);
-  bookForm.elements.end_time.value = localInputValue(end);
+  // Tomorrow 10:00 to 12:00 where the user lives (their zone, not the browser's).
+  const start = localDaysAhead(1, 10);
+  bookForm.elements.start_time.value = toLocalInput(start);
+  bookForm.elements.end_time.value = toLocalInput(new Date(start.getTime() + 2 * 3600 * 1000));
   updatePrice();
   bookDialog.showModal();
 }
 
+// The inputs hold wall times in the user's zone; the API gets them as RFC 3339 with that offset.
 function bookingTimes() {
-  const start = new Date(bookForm.elements.start_time.value);
-  const end = new Date(bookForm.elements.end_time.value);
-  return { start, end, valid: !Number.isNaN(start.getTime()) && !Number.isNaN(end.getTime()) && end > start };
+  const start = fromLocalInput(bookForm.elements.start_time.value);
+  const end = fromLocalInput(bookForm.elements.end_time.value);
+  return { start, end, valid: Boolean(start && end && end.date > start.date) };
 }
 
 // The same rule as the server: price per hour × hours, rounded to 2 places.
@@ -186,14 +183,14 @@ function updatePrice() {
   const { start, end, valid } = bookingTimes();
   const confirmButton = $('#book-confirm');
   if (!bookingService || !valid) {
-    $('#book-hours').textContent = 'Choose an end after the start';
+    $('#book-hours').textContent = _('Choose an end after the start');
     $('#book-price').textContent = '—';
     confirmButton.disabled = true;
     return;
   }
-  const hours = (end - start) / 3600000;
+  const hours = (end.date - start.date) / 3600000;
   const total = Math.round(Number(bookingService.price_per_hour) * hours * 100) / 100;
-  $('#book-hours').textContent = `${Number(hours.toFixed(2))} h × ${money(bookingService.price_per_hour)}`;
+  $('#book-hours').textContent = _('{hours} h × {price}', { hours: decimal(hours), price: money(bookingService.price_per_hour) });
   $('#book-price').textContent = money(total);
   confirmButton.disabled = false;
 }
@@ -211,14 +208,14 @@ bookForm.addEventListener('submit', async (event) => {
     sitter_id: bookingService.sitter_id,
     service_id: bookingService.service_id,
     pet_id: Number(bookForm.elements.pet_id.value),
-    start_time: start.toISOString(),
-    end_time: end.toISOString(),
+    start_time: start.rfc3339,
+    end_time: end.rfc3339,
   };
   await busy($('#book-confirm'), async () => {
     try {
       const created = await api('/api/bookings', { method: 'POST', body });
       bookDialog.close();
-      toast(`Booked! ${money(created.total_price)} — waiting for the sitter to confirm.`);
+      toast(_('Booked! {price} — waiting for the sitter to confirm.', { price: money(created.total_price) }));
       await refreshBooking(created.booking_id, true);
     } catch (err) {
       showError(bookForm, err);
@@ -239,30 +236,30 @@ async function loadBookings() {
 }
 
 function actionsFor(b) {
-  const actions = [h('a', { class: 'btn btn-secondary btn-sm', href: `/bookings/${b.booking_id}/chat`, text: 'Chat' })];
+  const actions = [h('a', { class: 'btn btn-secondary btn-sm', href: `/bookings/${b.booking_id}/chat`, text: _('Chat') })];
   if (b.status === 'pending' || b.status === 'confirmed') {
-    actions.push(h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Cancel', dataset: { action: 'cancel' }, onclick: () => cancelBooking(b) }));
+    actions.push(h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: pgettext('booking action', 'Cancel'), dataset: { action: 'cancel' }, onclick: () => cancelBooking(b) }));
   }
   if ((b.status === 'confirmed' || b.status === 'completed') && b.paid === false) {
-    actions.push(h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Pay', dataset: { action: 'pay' }, onclick: () => openPay(b) }));
+    actions.push(h('button', { type: 'button', class: 'btn btn-primary btn-sm', text: _('Pay'), dataset: { action: 'pay' }, onclick: () => openPay(b) }));
   }
   if (b.status === 'completed' && b.reviewed === false) {
-    actions.push(h('button', { type: 'button', class: 'btn btn-secondary btn-sm', text: 'Leave a review', dataset: { action: 'review' }, onclick: () => openReview(b) }));
+    actions.push(h('button', { type: 'button', class: 'btn btn-secondary btn-sm', text: _('Leave a review'), dataset: { action: 'review' }, onclick: () => openReview(b) }));
   }
   return actions;
 }
 
 function noteFor(b) {
-  if (b.status === 'pending') return 'Waiting for the sitter to confirm.';
-  if (b.paid === true) return 'Paid.';
-  if (b.reviewed === true) return 'Reviewed — thank you!';
+  if (b.status === 'pending') return _('Waiting for the sitter to confirm.');
+  if (b.paid === true) return _('Paid.');
+  if (b.reviewed === true) return _('Reviewed — thank you!');
   return null;
 }
 
 function renderBookings() {
   const list = $('#booking-list');
   const rows = [...bookings.values()].filter((b) => !filter.value || b.status === filter.value);
-  list.replaceChildren(...rows.map((b) => bookingCard(b, { who: names.sitterName(b.sitter_id, b), names, actions: actionsFor(b), note: noteFor(b) })));
+  list.replaceChildren(...rows.map((b) => card(b)));
   $('#bookings-empty').hidden = rows.length > 0;
   for (const b of rows) loadExtras(b);
 }
@@ -289,13 +286,17 @@ async function loadExtras(b) {
   }
 }
 
+function card(b) {
+  return bookingCard(b, { who: _('Sitter: {name}', { name: names.sitterName(b.sitter_id, b) }), names, actions: actionsFor(b), note: noteFor(b) });
+}
+
 function replaceCard(b, fresh = false) {
   const old = document.querySelector(`.booking[data-booking-id="${b.booking_id}"]`);
-  const card = bookingCard(b, { who: names.sitterName(b.sitter_id, b), names, actions: actionsFor(b), note: noteFor(b) });
-  if (fresh) card.classList.add('is-new');
-  if (old) old.replaceWith(card);
+  const node = card(b);
+  if (fresh) node.classList.add('is-new');
+  if (old) old.replaceWith(node);
   else if (!filter.value || filter.value === b.status) {
-    $('#booking-list').prepend(card);
+    $('#booking-list').prepend(node);
     $('#bookings-empty').hidden = true;
   }
 }
@@ -318,11 +319,11 @@ async function applyBooking(b, fresh = false) {
 }
 
 async function cancelBooking(b) {
-  const ok = await confirmAction('Cancel this booking?', 'The sitter is notified right away. A paid booking is refunded.', 'Cancel booking');
+  const ok = await confirmAction(_('Cancel this booking?'), _('The sitter is notified right away. A paid booking is refunded.'), _('Cancel booking'));
   if (!ok) return;
   try {
     applyBooking(await api(`/api/bookings/${b.booking_id}/cancel`, { method: 'POST' }));
-    toast('Booking cancelled');
+    toast(_('Booking cancelled'));
   } catch (err) {
     toast(err.message, 'error');
   }
@@ -352,8 +353,9 @@ payForm.addEventListener('submit', async (event) => {
     payingFor.paid = true;
     replaceCard(payingFor);
     payDialog.close();
-    toast(`Paid ${money(payingFor.total_price)}`);
+    toast(_('Paid {price}', { price: money(payingFor.total_price) }));
   } catch (err) {
+    if (err.code === 'conflict' && !err.details.status) err.message = _('This booking is already paid.');
     showError(payForm, err);
   }
 });
@@ -383,7 +385,7 @@ reviewForm.addEventListener('submit', async (event) => {
     reviewing.reviewed = true;
     replaceCard(reviewing);
     reviewDialog.close();
-    toast('Thank you for your review!');
+    toast(_('Thank you for your review!'));
   } catch (err) {
     showError(reviewForm, err);
   }
@@ -398,7 +400,7 @@ live.on('booking', (frame) => {
   const before = bookings.get(b.booking_id);
   applyBooking(b, true);
   if (before && before.status !== b.status) {
-    toast(`Booking #${b.booking_id} is now ${b.status}`);
+    toast(_('Booking #{id}: {status}', { id: b.booking_id, status: STATUS_LABEL[b.status] || b.status }));
   }
 });
 // After a reconnect, anything that changed while offline is read again.

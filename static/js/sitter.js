@@ -1,7 +1,10 @@
 // Sitter dashboard: profile, services, incoming bookings with confirm/cancel/complete, live updates.
 import { api, apiList, me } from './api.js';
 import { bookingCard, BookingNames } from './bookings.js';
-import { $, h, busy, clearErrors, startPage, confirmAction, formJson, money, SERVICE_LABEL, showError, stars, toast } from './dom.js';
+import {
+  $, h, busy, clearErrors, startPage, confirmAction, formJson, money, SERVICE_LABEL, showError, stars, STATUS_LABEL, toast,
+} from './dom.js';
+import { _, pgettext } from './i18n.js';
 import { LiveSocket } from './live.js';
 
 const names = new BookingNames();
@@ -40,24 +43,24 @@ function renderServices() {
       h('li', { class: 'service', dataset: { serviceId: s.service_id } },
         h('div', { class: 'service-head' },
           h('span', { class: 'service-type', text: SERVICE_LABEL[s.type] || s.type }),
-          h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ' / h' }))),
-        s.description ? h('p', { class: 'service-desc', text: s.description }) : h('p', { class: 'service-desc muted', text: 'No description' }),
+          h('span', { class: 'service-price' }, money(s.price_per_hour), h('small', { text: ` ${_('/ h')}` }))),
+        s.description ? h('p', { class: 'service-desc', text: s.description }) : h('p', { class: 'service-desc muted', text: _('No description') }),
         h('div', { class: 'service-foot' },
           h('span'),
           h('div', { class: 'btn-row' },
-            h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Edit', onclick: () => openServiceForm(s) }),
-            h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: 'Delete', onclick: () => deleteService(s) }))))),
+            h('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: _('Edit'), onclick: () => openServiceForm(s) }),
+            h('button', { type: 'button', class: 'btn btn-danger-outline btn-sm', text: _('Delete'), onclick: () => deleteService(s) }))))),
   );
   const empty = $('#services-empty');
   empty.hidden = services.size > 0;
-  if (!approved) empty.textContent = 'You can add services once an admin approves your profile.';
+  if (!approved) empty.textContent = _('You can add services once an admin approves your profile.');
 }
 
 function openServiceForm(service) {
   clearErrors(serviceForm);
   serviceForm.reset();
   serviceForm.elements.service_id.value = service ? service.service_id : '';
-  $('#service-form-title').textContent = service ? 'Edit service' : 'Add a service';
+  $('#service-form-title').textContent = service ? _('Edit service') : _('Add a service');
   if (service) {
     serviceForm.elements.type.value = service.type;
     serviceForm.elements.price_per_hour.value = Number(service.price_per_hour).toFixed(2);
@@ -80,7 +83,7 @@ serviceForm.addEventListener('submit', async (event) => {
       services.set(saved.service_id, saved);
       renderServices();
       serviceForm.hidden = true;
-      toast(id ? 'Service updated' : 'Service published');
+      toast(id ? _('Service updated') : _('Service published'));
     } catch (err) {
       showError(serviceForm, err);
     }
@@ -88,15 +91,19 @@ serviceForm.addEventListener('submit', async (event) => {
 });
 
 async function deleteService(s) {
-  const ok = await confirmAction(`Delete ${SERVICE_LABEL[s.type] || s.type}?`, 'Owners will no longer find it. Past bookings stay.', 'Delete service');
+  const ok = await confirmAction(
+    _('Delete the service “{service}”?', { service: SERVICE_LABEL[s.type] || s.type }),
+    _('Owners will no longer find it. Past bookings stay.'),
+    _('Delete service'),
+  );
   if (!ok) return;
   try {
     await api(`/api/services/${s.service_id}`, { method: 'DELETE' });
     services.delete(s.service_id);
     renderServices();
-    toast('Service deleted');
+    toast(_('Service deleted'));
   } catch (err) {
-    toast(err.message, 'error');
+    toast(err.code === 'conflict' ? _('The service has pending or confirmed bookings; settle them first.') : err.message, 'error');
   }
 }
 
@@ -126,21 +133,21 @@ function transition(b, action, label) {
 }
 
 function actionsFor(b) {
-  const actions = [h('a', { class: 'btn btn-secondary btn-sm', href: `/bookings/${b.booking_id}/chat`, text: 'Chat' })];
-  if (b.status === 'pending') actions.push(transition(b, 'confirm', 'Confirm'));
-  if (b.status === 'confirmed' && new Date(b.end_time) <= new Date()) actions.push(transition(b, 'complete', 'Mark completed'));
-  if (b.status === 'pending' || b.status === 'confirmed') actions.push(transition(b, 'cancel', 'Cancel'));
+  const actions = [h('a', { class: 'btn btn-secondary btn-sm', href: `/bookings/${b.booking_id}/chat`, text: _('Chat') })];
+  if (b.status === 'pending') actions.push(transition(b, 'confirm', _('Confirm')));
+  if (b.status === 'confirmed' && new Date(b.end_time) <= new Date()) actions.push(transition(b, 'complete', _('Mark completed')));
+  if (b.status === 'pending' || b.status === 'confirmed') actions.push(transition(b, 'cancel', pgettext('booking action', 'Cancel')));
   return actions;
 }
 
 function noteFor(b) {
-  if (b.status === 'pending') return 'The owner is waiting for your answer.';
-  if (b.status === 'confirmed' && new Date(b.end_time) > new Date()) return 'You can mark it completed after it ends.';
+  if (b.status === 'pending') return _('The owner is waiting for your answer.');
+  if (b.status === 'confirmed' && new Date(b.end_time) > new Date()) return _('You can mark it completed after it ends.');
   return null;
 }
 
 function card(b) {
-  return bookingCard(b, { who: names.ownerName(b.owner_id, b), names, actions: actionsFor(b), note: noteFor(b) });
+  return bookingCard(b, { who: _('Owner: {name}', { name: names.ownerName(b.owner_id, b) }), names, actions: actionsFor(b), note: noteFor(b) });
 }
 
 function renderBookings() {
@@ -164,13 +171,13 @@ async function applyBooking(b, fresh = false) {
 
 async function changeStatus(button, b, action) {
   if (action === 'cancel') {
-    const ok = await confirmAction('Cancel this booking?', 'The owner is notified right away.', 'Cancel booking');
+    const ok = await confirmAction(_('Cancel this booking?'), _('The owner is notified right away.'), _('Cancel booking'));
     if (!ok) return;
   }
   await busy(button, async () => {
     try {
       applyBooking(await api(`/api/bookings/${b.booking_id}/${action}`, { method: 'POST' }));
-      toast(action === 'confirm' ? 'Booking confirmed' : action === 'complete' ? 'Booking completed' : 'Booking cancelled');
+      toast(action === 'confirm' ? _('Booking confirmed') : action === 'complete' ? _('Booking completed') : _('Booking cancelled'));
     } catch (err) {
       toast(err.message, 'error');
     }
@@ -187,8 +194,8 @@ live.on('booking', (frame) => {
   if (!b || b.sitter_id !== me.id) return;
   const before = bookings.get(b.booking_id);
   applyBooking(b, true);
-  if (!before) toast(`New booking #${b.booking_id} — please confirm it`);
-  else if (before.status !== b.status) toast(`Booking #${b.booking_id} is now ${b.status}`);
+  if (!before) toast(_('New booking #{id} — please confirm it', { id: b.booking_id }));
+  else if (before.status !== b.status) toast(_('Booking #{id}: {status}', { id: b.booking_id, status: STATUS_LABEL[b.status] || b.status }));
 });
 let firstOpen = true;
 live.onOpen(() => {

@@ -1,0 +1,71 @@
+"""The gettext catalogs of locale/ (edited as .po files), compiled in memory: what the
+translation of pages, scripts and e-mails reads (nanny.i18n). Kept apart from nanny.i18n so that
+nanny.keys can name the type it holds without a cycle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import jinja2
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from nanny import PROJECT_ROOT, formats
+
+LOCALES = ("ru", "kk", "en")
+DEFAULT_LOCALE = "ru"
+CATALOG_DIR = PROJECT_ROOT / "locale"
+DOMAIN = "messages"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    locale: str
+    translations: Translations
+    script_json: bytes  # the scripts' catalog: messages, plural rule, formats
+    version: str  # a hash of script_json, for its URL
+
+
+def catalog_path(locale: str, directory: Path = CATALOG_DIR) -> Path:
+    return directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalog(locale: str, directory: Path = CATALOG_DIR) -> Catalog:
+    with catalog_path(locale, directory).open("rb") as file:
+        catalog = read_po(file, locale=locale)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)  # fuzzy entries are left out, as by pybabel compile
+    compiled.seek(0)
+    messages: dict[str, str | list[str]] = {}
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        msgid = message.id[0] if message.pluralizable else message.id
+        # gettext's own key for a message with a context: the context, EOT, the message.
+        key = f"{message.context}\x04{msgid}" if message.context else msgid
+        if message.pluralizable:
+            forms = list(message.string)
+            if all(forms):
+                messages[key] = forms
+        elif message.string:
+            messages[key] = message.string
+    body = {
+        "locale": locale,
+        "plural_forms": catalog.plural_forms,
+        "messages": messages,
+        "formats": formats.script_formats(locale),
+    }
+    data = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    version = hashlib.sha256(data).hexdigest()[:16]
+    return Catalog(locale, Translations(compiled, domain=DOMAIN), data, version)
+
+
+@dataclass(frozen=True, slots=True)
+class I18n:
+    catalogs: dict[str, Catalog]
+    environments: dict[str, jinja2.Environment]
