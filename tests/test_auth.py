@@ -234,6 +234,24 @@ async def test_token_failures_are_401(client):
     assert (await _me_status(client, owner.token))[0] == 200
 
 
+async def test_token_subject_is_ascii_digits_only(client):
+    """A signed subject that is not the user id as we write it is a 401: "²" once gave a 500
+    and the Arabic-Indic digits of a user's id authenticated as that user."""
+    owner = await make_owner(client)
+    exp = datetime.now(UTC) + timedelta(hours=1)
+    # The id in Arabic-Indic (U+0660...) and fullwidth (U+FF10...) digits, and a superscript two.
+    other_digits = [
+        "".join(chr(zero + int(d)) for d in str(owner.user_id)) for zero in (0x660, 0xFF10)
+    ]
+    subjects = [*other_digits, "\u00b2", f" {owner.user_id}", f"+{owner.user_id}"]
+    subjects += [f"0{owner.user_id}", f"{owner.user_id}\n", "2147483648", "9" * 30, ""]
+    for sub in subjects:
+        token = _token({"sub": sub, "role": "owner", "iat": datetime.now(UTC), "exp": exp})
+        status, data = await _me_status(client, token)
+        assert status == 401, sub
+        assert_error(data, "unauthorized")
+
+
 async def test_missing_or_malformed_authorization_header(client):
     resp = await client.get("/api/auth/me")
     assert resp.status == 401

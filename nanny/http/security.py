@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,11 @@ ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
 USER_KEY = "nanny_user"
 _TOKEN_SOURCE_KEY = "nanny_token_source"
+# A user id as issue_token writes it: ASCII digits, no sign, space or leading zero, and within
+# PostgreSQL's integer (str.isdigit would take "²", which int() refuses, and "٢", which it reads
+# as 2).
+_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+_MAX_USER_ID = 2_147_483_647
 
 # Verified against when the e-mail is unknown, so both failures take the same time.
 _DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
@@ -54,7 +60,9 @@ def _verified_claims(secret: str, token: str) -> TokenClaims | None:
     except jwt.PyJWTError:
         return None
     sub, role, exp = claims.get("sub"), claims.get("role"), claims.get("exp")
-    if not (isinstance(sub, str) and sub.isdigit() and isinstance(role, str)):
+    if not (isinstance(sub, str) and _SUBJECT.fullmatch(sub) and isinstance(role, str)):
+        return None
+    if int(sub) > _MAX_USER_ID:
         return None
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         return None
