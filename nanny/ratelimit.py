@@ -85,10 +85,16 @@ class InProcessRateLimiter:
 
 class RedisRateLimiter:
     def __init__(
-        self, client: aioredis.Redis, namespace: str, clock: Callable[[], float] = time.time
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        *,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
     ):
         self._redis = client
-        self._prefix = f"nanny:rl:{namespace}"
+        # REDIS_PREFIX first, like every other key and channel of the deployment.
+        self._prefix = f"{prefix}:rl:{namespace}"
         self._clock = clock
         self._warned_at = 0.0
 
@@ -134,7 +140,9 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
             # more would only delay the fail-open answer.
             retry=Retry(NoBackoff(), 1),
         )
-        limiter = RedisRateLimiter(client, deployment_namespace(settings.database_url))
+        limiter = RedisRateLimiter(
+            client, deployment_namespace(settings.database_url), prefix=settings.redis_prefix
+        )
         # Start-up waits here for Redis, so the broker that starts after us finds it up.
         await retry_async(
             describe(settings.redis_url, "Redis"),
