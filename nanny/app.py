@@ -30,6 +30,7 @@ from nanny.http import (
     payments,
     pets,
     reviews,
+    security,
     services,
 )
 from nanny.http.middlewares import access_middleware, error_middleware
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(log_shutdown)
     app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
+    app.cleanup_ctx.append(security.dummy_hash_ctx)
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     # The chat hub subscribes to booking events, so it starts before the expiry task emits any.

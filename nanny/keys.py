@@ -21,6 +21,8 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 # bcrypt and other CPU-heavy work run here, never on the event loop.
 CPU_EXECUTOR = web.AppKey("cpu_executor", ThreadPoolExecutor)
+# A bcrypt hash at the configured cost that an unknown e-mail's login is checked against.
+DUMMY_HASH = web.AppKey("dummy_hash", bytes)
 # name -> coroutine function raising when that part is down; GET /api/health runs them all.
 HEALTH_CHECKS = web.AppKey("health_checks", dict)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
+import statistics
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
+from nanny.config import Settings
 from nanny.keys import POOL, USER_CACHE
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import (
@@ -191,6 +195,28 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(client):
     assert wrong.status == unknown.status == 401
     assert await wrong.json() == await unknown.json()
     assert (await wrong.json())["code"] == "unauthorized"
+
+
+async def test_unknown_email_costs_as_much_as_a_wrong_password(aiohttp_client, settings):
+    """At the default bcrypt cost, the medians of eight failed logins for a known and for an
+    unknown e-mail are within 25 % of each other (once 4 ms against 350 ms)."""
+    from nanny.app import create_app
+
+    default_cost = dataclasses.replace(settings, bcrypt_rounds=Settings().bcrypt_rounds)
+    client = await aiohttp_client(create_app(default_cost))
+    body = owner_body()
+    assert (await client.post("/api/auth/register/owner", json=body)).status == 201
+    durations: dict[str, list[float]] = {"known": [], "unknown": []}
+    for i in range(8):  # interleaved, so a busy moment of the machine slows both alike
+        for kind, email in (("known", body["email"]), ("unknown", f"ghost{i}@example.kz")):
+            started = time.perf_counter()
+            resp = await client.post(
+                "/api/auth/login", json={"email": email, "password": "wrong-password"}
+            )
+            durations[kind].append(time.perf_counter() - started)
+            assert resp.status == 401
+    known, unknown = (statistics.median(durations[k]) for k in ("known", "unknown"))
+    assert abs(known - unknown) <= 0.25 * max(known, unknown), durations
 
 
 async def test_overlong_password_at_login_is_just_wrong(client):

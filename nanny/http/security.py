@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hmac
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
-from nanny.keys import CPU_EXECUTOR, POOL, SETTINGS, USER_CACHE
+from nanny.keys import CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
@@ -27,9 +28,6 @@ _TOKEN_SOURCE_KEY = "nanny_token_source"
 # as 2).
 _SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
 _MAX_USER_ID = 2_147_483_647
-
-# Verified against when the e-mail is unknown, so both failures take the same time.
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +76,17 @@ def decode_token(settings: Settings, token: str) -> TokenClaims:
     return claims
 
 
+async def dummy_hash_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A hash at the configured cost, made once at start in the CPU executor: a login for an
+    unknown e-mail is checked against it, so it costs the same bcrypt work as a wrong password
+    and the answer's timing does not tell which addresses have accounts."""
+    rounds = app[SETTINGS].bcrypt_rounds
+    app[DUMMY_HASH] = await asyncio.get_running_loop().run_in_executor(
+        app[CPU_EXECUTOR], bcrypt.hashpw, b"not-a-real-password", bcrypt.gensalt(rounds)
+    )
+    yield
+
+
 async def hash_password(app: web.Application, password: str) -> str:
     rounds = app[SETTINGS].bcrypt_rounds
 
@@ -88,10 +97,12 @@ async def hash_password(app: web.Application, password: str) -> str:
 
 
 async def verify_password(app: web.Application, password: str, hashed: str | None) -> bool:
+    dummy = app[DUMMY_HASH]
+
     def work() -> bool:
         candidate = password.encode()
         if hashed is None or len(candidate) > 72:
-            bcrypt.checkpw(b"x", _DUMMY_HASH)
+            bcrypt.checkpw(b"x", dummy)
             return False
         return bcrypt.checkpw(candidate, hashed.encode())
 
