@@ -44,12 +44,12 @@ async def test_register_login_me_round_trip(client):
     data = await login(client, "round.trip@example.KZ")
     assert data["user_id"] == created["user_id"]
     assert data["role"] == "owner"
-    assert data["email"] == "Round.Trip@Example.kz"
+    assert data["email"] == "round.trip@example.kz"  # stored in its normal form
     assert data["full_name"] == body["full_name"]
     assert data["user"] == {
         "user_id": created["user_id"],
         "full_name": body["full_name"],
-        "email": body["email"],
+        "email": "round.trip@example.kz",
         "phone": body["phone"],
         "role": "owner",
     }
@@ -87,9 +87,42 @@ async def test_duplicate_email_in_another_case_conflicts(client):
     assert resp.status == 409
     assert_error(await resp.json(), "conflict", "email")
     count = await client.app[POOL].fetchval(
-        "SELECT count(*) FROM users WHERE lower(email) = 'dup@example.kz'"
+        "SELECT count(*) FROM users WHERE email = 'dup@example.kz'"
     )
     assert count == 1
+
+
+async def test_one_normal_form_of_an_email_for_storage_lookup_and_limits(aiohttp_client, settings):
+    """PostgreSQL's lower() took "vİctim@…" (U+0130) for "victim@…" while the per-e-mail limit
+    counted it apart, so every dotted capital I bought a fresh budget against the account."""
+    from nanny.app import create_app
+    from nanny.config import RateLimit
+
+    tight = dataclasses.replace(settings, rate_login_per_email=RateLimit(3, 60))
+    client = await aiohttp_client(create_app(tight))
+    victim = await make_owner(client, email="victim@example.kz")  # one login counted
+    for email in ("VICTIM@example.kz", " victim@EXAMPLE.kz "):
+        resp = await client.post("/api/auth/login", json={"email": email, "password": "wrong-1"})
+        assert resp.status == 401
+    # The budget of 3 is spent. A dotted capital I is another address: it reaches no account.
+    resp = await client.post(
+        "/api/auth/login", json={"email": "v\u0130ctim@example.kz", "password": PASSWORD}
+    )
+    assert resp.status == 401
+    # The account's own budget stays spent, however its address is written.
+    for email in ("victim@example.kz", "Victim@Example.KZ", "\uff56ictim@example.kz"):
+        resp = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert resp.status == 429, email
+    # Stored, returned and unique in the normal form: fullwidth letters and case fold.
+    body = owner_body(email="\uff21nn.Stra\u00dfe@Example.KZ")
+    resp = await client.post("/api/auth/register/owner", json=body)
+    assert resp.status == 201
+    again = owner_body(email="ann.strasse@example.kz")
+    assert (await client.post("/api/auth/register/owner", json=again)).status == 409
+    token = (await login(client, "ANN.STRASSE@example.kz"))["token"]
+    status, me = await _me_status(client, token)
+    assert status == 200 and me["email"] == "ann.strasse@example.kz"
+    assert victim.email == "victim@example.kz"
 
 
 @pytest.mark.parametrize(

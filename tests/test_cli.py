@@ -89,7 +89,7 @@ def test_create_admin_then_login(database_url, capsys):
         conn = await asyncpg.connect(database_url)
         try:
             return await conn.fetchrow(
-                "SELECT role, full_name FROM users WHERE email = $1", "Boss@Example.kz"
+                "SELECT role, full_name FROM users WHERE email = $1", "boss@example.kz"
             )
         finally:
             await conn.close()

@@ -5,8 +5,13 @@ from __future__ import annotations
 from yoyo import get_backend, read_migrations
 
 from nanny import PROJECT_ROOT
+from nanny.startup import StartupError
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+class MigrationRefused(StartupError):
+    """A migration found data it cannot convert; the message says what to fix first."""
 
 
 def _backend(dsn: str):

@@ -73,12 +73,13 @@ async def create_user(
     password_hash: str,
     role: str,
 ) -> int | None:
-    """Insert a user; None when the e-mail is taken (case-insensitively)."""
+    """Insert a user; None when the e-mail is taken. `email` is in nanny.emails' normal form,
+    so the unique index on the column compares normal forms."""
     return await conn.fetchval(
         """
         INSERT INTO users (email, phone, full_name, password_hash, role)
         VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (lower(email)) WHERE email IS NOT NULL DO NOTHING
+        ON CONFLICT (email) WHERE email IS NOT NULL DO NOTHING
         RETURNING user_id
         """,
         email,
@@ -127,10 +128,12 @@ async def get_user(conn: asyncpg.Connection, user_id: int) -> User | None:
 
 
 async def get_credentials(conn: asyncpg.Connection, email: str) -> Credentials | None:
+    """The live user's credentials by e-mail in nanny.emails' normal form (compared exactly:
+    PostgreSQL's lower() depends on the server's locale)."""
     row = await conn.fetchrow(
         """
         SELECT user_id, password_hash, role FROM users
-        WHERE lower(email) = lower($1) AND deleted_at IS NULL
+        WHERE email = $1 AND deleted_at IS NULL
         """,
         email,
     )

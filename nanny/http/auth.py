@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from nanny import ratelimit
 from nanny.db import users as db_users
+from nanny.emails import normalise_email
 from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
@@ -160,6 +161,7 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
 async def check_credentials(request: web.Request, email: str, password: str) -> db_users.User:
     """The live user with this e-mail and password; the same 401 for either being wrong.
     The API and the login page share it, so both paths keep the same rules and limits."""
+    email = normalise_email(email)
     await ratelimit.check_login_rate(request, email)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
