@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from nanny.db import bookings as db_bookings
+from nanny.errors import ValidationFailed
 from nanny.events import on_booking_changed
+from nanny.http.endpoint import parse_query
+from nanny.http.schemas import Query, Timestamp
 from nanny.keys import POOL
 from tests.factories import make_admin, make_owner, make_sitter, set_sitter_status
 from tests.market import (
@@ -128,6 +135,40 @@ async def test_time_rules(client):
     resp = await client.post("/api/bookings", json=body, headers=owner.headers)
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["total_price"] == 2500.0 * 24 * 30
+
+
+OUT_OF_RANGE = [
+    # asyncpg overflowed converting these to UTC (past year 9999), or sent +-infinity.
+    ({"start_time": "9999-12-31T20:00:00-05:00"}, "start_time"),
+    (
+        {"start_time": "9999-12-31T22:00:00Z", "end_time": "9999-12-31T23:59:59.999999+00:00"},
+        "end_time",
+    ),
+    ({"start_time": "0001-01-01T00:00:00+05:00"}, "start_time"),
+    ({"end_time": "0001-01-01T00:00:00Z"}, "end_time"),
+]
+
+
+async def test_times_outside_what_postgresql_stores_are_400(client):
+    owner, _, pet, service = await world(client)
+    for times, field in OUT_OF_RANGE:
+        body = booking_body(pet, service, future(24)) | times
+        resp = await client.post("/api/bookings", json=body, headers=owner.headers)
+        assert resp.status == 400, times
+        assert_error(await resp.json(), "validation_error", field)
+    assert await client.app[POOL].fetchval("SELECT count(*) FROM bookings") == 0
+
+
+def test_query_times_outside_what_postgresql_stores_are_400():
+    class Since(Query):
+        since: Timestamp
+
+    for value in ("9999-12-31T20:00:00-05:00", "9999-12-31T23:59:59.999999Z"):
+        request = make_mocked_request("GET", f"/?since={quote(value)}")
+        with pytest.raises(ValidationFailed) as refused:
+            parse_query(request, Since)
+        assert refused.value.details["field"] == "since"
+    assert parse_query(make_mocked_request("GET", "/?since=2030-01-01T00:00Z"), Since).since
 
 
 def timedelta_zone(hours: int):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from nanny import events, ratelimit
 from nanny.db import bookings as db_bookings
@@ -29,7 +29,7 @@ from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
 from nanny.http.responses import json_response, list_response, rfc3339
-from nanny.http.schemas import Body, Out, Paging
+from nanny.http.schemas import Body, Out, Paging, Timestamp
 from nanny.keys import POOL, SETTINGS
 
 routes = web.RouteTableDef()
@@ -47,8 +47,8 @@ class BookingCreate(Body):
     sitter_id: Id
     pet_id: Id
     service_id: Id
-    start_time: AwareDatetime = Field(description="RFC 3339 with an offset; in the future")
-    end_time: AwareDatetime = Field(
+    start_time: Timestamp = Field(description="RFC 3339 with an offset; in the future")
+    end_time: Timestamp = Field(
         description="RFC 3339 with an offset; after start_time, at most 30 days after it"
     )
     owner_id: int | None = Field(None, description=OWNER_ID_DOC)

@@ -3,11 +3,13 @@ bases; the same classes validate requests and generate the OpenAPI document."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -117,5 +119,21 @@ ClientId = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
     Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
 ]
+
+
+def _storable_time(value: datetime) -> datetime:
+    # asyncpg sends the UTC value: past year 9999 it overflows (a 500 once), and exactly
+    # 9999-12-31T23:59:59.999999 or 0001-01-01T00:00 become PostgreSQL's +-infinity.
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        utc = datetime.max
+    if not datetime.min < utc < datetime.max:
+        raise ValueError("must lie between 0001-01-01 and 9999-12-31 in UTC")
+    return value
+
+
+# Every time the API reads, in bodies and query parameters alike.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 BookingId = Annotated[int, Field(gt=0, le=2_147_483_647)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
