@@ -117,24 +117,21 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
     gracefully (sockets closed with 1001 after in-flight work). The workers of a supervisor
     (its pid) share the port and stop with it."""
-    from aiohttp import web
-
+    from nanny import server
     from nanny.app import create_app
 
     configure_logging(settings)
     tune_gc()
     if supervisor is not None:
         stop_with_supervisor(supervisor)
-    web.run_app(
+    server.run(
         create_app(settings),
-        host=host,
-        port=port,
+        host,
+        port,
         reuse_port=supervisor is not None,
-        access_log=None,
         # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
         # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
         shutdown_timeout=settings.shutdown_timeout_seconds,
-        print=lambda msg: log.info("%s", msg.strip()),
     )
 
 
