@@ -207,13 +207,18 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from nanny.server import check_port
+
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.workers > 1 and not settings.redis_url:
         raise ConfigError(
             f"--workers {args.workers} needs REDIS_URL: the processes share chat rooms "
             "through Redis"
         )
+    check_port(args.host, args.port)
     settings = resolve_database(settings)
     # Once, here, before any worker starts.
     _migrate(settings)

@@ -205,13 +205,19 @@ def _jwt_secret(env: Mapping[str, str], production: bool, data_dir: Path) -> str
         return secret
     # Development: one random secret per data dir, so tokens survive restarts.
     path = data_dir / "jwt_secret"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"NANNY_DATA_DIR {data_dir} cannot hold the development JWT secret "
+            f"({exc.strerror}): set NANNY_DATA_DIR to a folder this user may write, or JWT_SECRET"
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(secret)
     return secret
