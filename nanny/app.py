@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from nanny import PROJECT_ROOT, metrics, ratelimit
+from nanny import PROJECT_ROOT, inflight, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
@@ -37,6 +37,7 @@ from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
     HEALTH_CHECKS,
+    IN_FLIGHT,
     METRICS,
     POOL,
     SEARCH_CACHE,
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
+    app[IN_FLIGHT] = inflight.InFlight()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
@@ -131,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
     app.cleanup_ctx.append(expiry_ctx)
     app.on_shutdown.append(ws_endpoint.close_sockets)
+    app.on_shutdown.append(inflight.finish_requests)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
     app.add_routes(pets.routes)

@@ -119,6 +119,7 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
     (its pid) share the port and stop with it."""
     from nanny import server
     from nanny.app import create_app
+    from nanny.inflight import leftover_timeout
 
     configure_logging(settings)
     tune_gc()
@@ -129,9 +130,10 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
         host,
         port,
         reuse_port=supervisor is not None,
-        # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
-        # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
-        shutdown_timeout=settings.shutdown_timeout_seconds,
+        # SIGTERM/SIGINT: stop listening; the app finishes or refuses its requests within most
+        # of SHUTDOWN_TIMEOUT_SECONDS (nanny.inflight), the server waits at most the rest; then
+        # every cleanup_ctx runs (background tasks, Redis, the pool) and we exit 0.
+        shutdown_timeout=leftover_timeout(settings.shutdown_timeout_seconds),
     )
 
 
@@ -151,13 +153,21 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="nanny-metrics-")
     os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
 
+    procs: list = [None] * workers
+
     def request_stop(signum, frame) -> None:
         nonlocal stopping
+        if stopping:  # a second signal would cut a worker's graceful stop short
+            return
         stopping = True
+        # Passed on at once: the workers' shutdown timeout starts with ours, not at the wait
+        # loop's next turn half a second later.
+        for proc in procs:
+            if proc is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    procs: list = [None] * workers
     started = [0.0] * workers
     quick_deaths = [0] * workers
 
@@ -191,10 +201,8 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
                 if not stopping:
                     spawn(i)
         log.info("stopping %d workers", workers)
-        for proc in procs:
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 25
+        # The workers finish within the timeout; the margin covers closing pools and exiting.
+        deadline = time.monotonic() + settings.shutdown_timeout_seconds + 5
         for proc in procs:
             proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():

@@ -12,6 +12,7 @@ from nanny.cache import TtlCache
 from nanny.config import Settings
 
 if TYPE_CHECKING:  # these modules read their keys from here
+    from nanny.inflight import InFlight
     from nanny.metrics import Metrics
     from nanny.ratelimit import RateLimiter
     from nanny.ws.limits import WsLimits
@@ -21,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 # bcrypt and other CPU-heavy work run here, never on the event loop.
 CPU_EXECUTOR = web.AppKey("cpu_executor", ThreadPoolExecutor)
+# The requests this process is handling (nanny.inflight), finished or refused at shutdown.
+IN_FLIGHT: web.AppKey[InFlight] = web.AppKey("in_flight")
 # A bcrypt hash at the configured cost that an unknown e-mail's login is checked against.
 DUMMY_HASH = web.AppKey("dummy_hash", bytes)
 # name -> coroutine function raising when that part is down; GET /api/health runs them all.

@@ -59,6 +59,16 @@ class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _JsonErrorProtocol(self, loop=self._loop, **self._kwargs)
 
+    def pre_shutdown(self) -> None:
+        # aiohttp closes idle kept-alive connections here, resetting any whose request was just
+        # on its way. They stay open while the app finishes its requests (nanny.inflight): a
+        # request on one gets a 503 that closes it, and shutdown() closes the rest.
+        pass
+
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (aiohttp's)
+        super().pre_shutdown()  # the app is done with its requests: now close what is idle
+        await super().shutdown(timeout)
+
 
 class _Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from nanny.inflight import mark_database_use
+
 
 class PooledConnection(asyncpg.Connection):
     """A pool connection released without asyncpg's reset query.
@@ -24,6 +26,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         max_size=max_size,
         command_timeout=30,
         connection_class=PooledConnection,
+        # Tells a shutdown which requests have begun on the database (nanny.inflight).
+        setup=mark_database_use,
         # Timestamps come back as aware datetimes in UTC whatever the server's zone.
         server_settings={"timezone": "UTC", "application_name": "nanny"},
     )

@@ -18,6 +18,8 @@ from nanny.errors import NannyError, RateLimited
 from nanny.http.client_address import client_address
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
+from nanny.inflight import was_refused
+from nanny.keys import IN_FLIGHT
 
 log = logging.getLogger("nanny.http")
 access_log = logging.getLogger("nanny.access")
@@ -72,6 +74,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if incoming and _REQUEST_ID.match(incoming) else new_request_id()
     request[REQUEST_ID_KEY] = rid
+    in_flight = request.app[IN_FLIGHT]
+    if in_flight.draining:  # arrived on a kept-alive connection after SIGTERM
+        return _shutting_down(rid)
+    # A WebSocket is answered once upgraded; shutdown closes it with 1001 instead.
+    tracked = in_flight.enter(refusable=request.headers.get("Upgrade", "").lower() != "websocket")
     try:
         response = await handler(request)
     except NannyError as exc:
@@ -86,7 +93,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
     except asyncio.CancelledError:
-        raise
+        if not was_refused():
+            raise
+        return _shutting_down(rid)
     except _UNSTORABLE_TEXT:
         # Text the database cannot hold (NUL) that slipped past the declarations: bad input.
         response = error_response(
@@ -120,8 +129,27 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = error_response(
             500, "internal_error", "Something went wrong on our side", {"request_id": rid}
         )
+    finally:
+        in_flight.leave(tracked)
     if not response.prepared:
         response.headers["X-Request-ID"] = rid
+        if in_flight.draining:
+            response.force_close()
+    return response
+
+
+def _shutting_down(rid: str) -> web.Response:
+    """The answer to a request a shutdown refused: nothing was done, another process (or this
+    one, restarted) may take it."""
+    response = error_response(
+        503,
+        "unavailable",
+        "The server is shutting down; nothing was done: retry the request",
+        {"request_id": rid},
+    )
+    response.headers["Retry-After"] = "1"
+    response.headers["X-Request-ID"] = rid
+    response.force_close()
     return response
 
 

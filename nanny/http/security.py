@@ -17,6 +17,7 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
+from nanny.inflight import waiting_for_cpu
 from nanny.keys import CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
@@ -93,7 +94,8 @@ async def hash_password(app: web.Application, password: str) -> str:
     def work() -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
-    return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
+    with waiting_for_cpu():
+        return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
 
 
 async def verify_password(app: web.Application, password: str, hashed: str | None) -> bool:
@@ -106,7 +108,8 @@ async def verify_password(app: web.Application, password: str, hashed: str | Non
             return False
         return bcrypt.checkpw(candidate, hashed.encode())
 
-    return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
+    with waiting_for_cpu():
+        return await asyncio.get_running_loop().run_in_executor(app[CPU_EXECUTOR], work)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
