@@ -45,7 +45,8 @@ class TtlCache:
         try:
             value = await load()
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is asyncio.current_task():  # not a newer load
+                del self._loading[key]
         if generation == self._generation:
             if len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
@@ -57,10 +58,13 @@ class TtlCache:
         return list(self._loading.values())
 
     def forget(self, key: Hashable) -> None:
-        """Drop one entry; a load already under way must not bring it back."""
+        """Drop one entry; a load already under way must not bring it back, nor hand what it
+        read before the change to a request that comes after it."""
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
         self._generation += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()
         self._generation += 1

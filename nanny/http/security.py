@@ -18,7 +18,7 @@ from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
 from nanny.inflight import waiting_for_cpu
-from nanny.keys import CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
+from nanny.keys import CHAT_HUB, CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
@@ -154,14 +154,17 @@ def request_token(request: web.Request) -> tuple[str, str] | None:
 async def current_user(app: web.Application, user_id: int) -> db_users.User | None:
     """The live user, read at most once per AUTH_CACHE_SECONDS per process: every authenticated
     request needs it, and a second round trip per request halves what a process serves. A
-    change to a user (approval, deletion) is forgotten at once by the process that made it and,
-    through the broker, by every other process (`ChatHub.user_changed`); the expiry only bounds
-    how stale a process can get while Redis is unreachable."""
+    change to a user (approval, rejection, deletion, revoked tokens) is forgotten by every
+    process before it is answered (`ChatHub.user_changed` waits for their receipts); a process
+    that cannot hear the others (Redis away) reads users from the database until it can."""
 
     async def load() -> db_users.User | None:
         async with app[POOL].acquire() as conn:
             return await db_users.get_user(conn, user_id)
 
+    if not app[CHAT_HUB].broker.connected:
+        # Deaf to other processes' changes (Redis is away): trust only the database.
+        return await load()
     return await app[USER_CACHE].get_or_load(user_id, load)
 
 

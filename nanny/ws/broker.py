@@ -38,10 +38,15 @@ log = logging.getLogger("nanny.ws.broker")
 # kind -> kept for after a Redis outage? Messages, read marks, booking events and user changes
 # matter after the fact; typing and presence pings are worthless once stale (presence is re-read
 # anyway).
-KEEP_WHILE_DOWN = {"m": True, "r": True, "b": True, "u": True, "t": False, "p": False}
-# Kinds every process hears on one shared channel (user changes reach every process's caches).
-# An event addressed to a user ("to") goes to that user's channel; the others to their room's.
-SHARED_KINDS = frozenset({"u"})
+KEEP_WHILE_DOWN = {
+    "m": True, "r": True, "b": True, "u": True, "t": False, "p": False, "ack": False,
+}  # fmt: skip
+# Kinds every process hears on one shared channel (user changes reach every process's caches,
+# and their receipts reach the process waiting for them). An event addressed to a user ("to")
+# goes to that user's channel; the others to their room's.
+SHARED_KINDS = frozenset({"u", "ack"})
+# How long a process waits for the others to confirm a user change before answering anyway.
+CONFIRM_TIMEOUT = 2.0
 OUTBOX_LIMIT = 100_000
 
 RemoteHandler = Callable[[dict[str, Any], str], None]
@@ -89,6 +94,10 @@ class Broker:
     def publish(self, header: dict[str, Any], frame: str) -> None:
         """Hand an event to the other processes; never blocks, never raises."""
 
+    async def publish_confirmed(self, header: dict[str, Any]) -> None:
+        """Hand a shared event to the other processes and return once each has handled it (or
+        after CONFIRM_TIMEOUT): a change that takes a right away holds everywhere by then."""
+
     async def presence_add(self, booking_id: int, user_id: int) -> None:
         raise NotImplementedError
 
@@ -100,6 +109,30 @@ class Broker:
 
     async def presence_online(self, booking_ids: list[int]) -> dict[int, set[int]]:
         raise NotImplementedError
+
+
+class _Receipts:
+    """The processes' receipts of one confirmed event; some may come before Redis has said
+    how many processes heard it."""
+
+    __slots__ = ("done", "known", "missing")
+
+    def __init__(self) -> None:
+        self.missing = 0
+        self.known = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def arrived(self) -> None:
+        self.missing -= 1
+        if self.known and self.missing <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def expect(self, count: int) -> asyncio.Future:
+        self.missing += count
+        self.known = True
+        if self.missing <= 0:
+            self.done.set_result(None)
+        return self.done
 
 
 class InProcessBroker(Broker):
@@ -156,6 +189,8 @@ class RedisBroker(Broker):
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._drained: asyncio.Event | None = None
+        # confirmation id -> [receipts still awaited, resolved when none is]
+        self._receipts: dict[str, list[Any]] = {}
 
     def room_channel(self, booking_id: int) -> str:
         return f"{self._prefix}:room:{booking_id}"
@@ -330,10 +365,40 @@ class RedisBroker(Broker):
             return
         if header.get("o") == self.origin:
             return  # delivered locally when it was published
+        if header.get("k") == "ack":
+            self._count_receipt(header.get("c"))
+            return
         try:
             self._on_remote(header, frame)
         except Exception:
             log.exception("handling a broker event failed")
+        if "c" in header:  # its publisher waits until every process has handled it
+            self.publish({"k": "ack", "c": header["c"]}, "")
+
+    def _count_receipt(self, confirmation: Any) -> None:
+        receipts = self._receipts.get(confirmation)
+        if receipts is not None:
+            receipts.arrived()
+
+    async def publish_confirmed(self, header: dict[str, Any]) -> None:
+        confirmation = uuid.uuid4().hex[:16]
+        header |= {"o": self.origin, "c": confirmation}
+        receipts = self._receipts[confirmation] = _Receipts()
+        try:
+            # Published at once, not through the outbox: Redis answers with how many
+            # subscribers heard it, this process's own listener among them.
+            heard = await self._redis.publish(self._shared_channel, encode_event(header, ""))
+            others = heard - (1 if self.connected else 0)
+            await asyncio.wait_for(receipts.expect(others), CONFIRM_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # A process that missed it drops its whole cache once it hears Redis again.
+            log.warning(
+                "a user change was not confirmed by every process (%s receipts missing): %r",
+                receipts.missing if receipts.known else "all",
+                exc,
+            )
+        finally:
+            del self._receipts[confirmation]
 
     # -- publishing ----------------------------------------------------------------------
 
