@@ -2,9 +2,9 @@
 row by id and answers it as JSON, with no authentication, no middleware and no checks.
 
 `bench/rest_load.py` runs it beside Nanny with the same number of processes and the same pool
-size, so every figure can be read as a share of what this machine allows. The issue's targets
-were set where such an endpoint served about 7,000 req/s with two processes; a slower machine
-shows a lower ceiling and proportionally lower figures.
+size, so every figure can be read as a share of what this machine allows. The throughput
+targets were set where such an endpoint served about 7,000 req/s with two processes; a slower
+machine shows a lower ceiling and proportionally lower figures.
 
     python bench/baseline_app.py --port 8090 --workers 2 --database-url postgresql://...
 """

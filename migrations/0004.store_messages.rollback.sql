@@ -1,1 +1,1 @@
-DROP FUNCTION nanny_store_messages(integer[], integer[], text[], text[]);
+DROP FUNCTION IF EXISTS nanny_store_messages(integer[], integer[], text[], text[]);

@@ -20,6 +20,7 @@ from nanny.expiry import expiry_ctx
 from nanny.http import (
     admin,
     admin_charts,
+    api_docs,
     auth,
     bookings,
     chat,
@@ -32,6 +33,7 @@ from nanny.http import (
     reviews,
     security,
     services,
+    sign_in,
 )
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
@@ -147,6 +149,9 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(admin_charts.routes)
     app.add_routes(metrics.routes)
     app.add_routes(pages.routes)
+    app.add_routes(sign_in.routes)
+    app.add_routes(api_docs.routes)
+    api_docs.add_swagger_ui_files(app)
     setup_pages(app)
     app.add_routes(openapi.routes)
     app.on_startup.append(openapi.build_on_startup)

@@ -1,10 +1,9 @@
-"""Helpers of the chat tests: bookings (with their chat) made by SQL, WebSocket frame reading,
-and real `nanny serve` processes."""
+"""Helpers of the chat tests: WebSocket frame reading and real `nanny serve` processes (bookings
+with their chat come from tests/rows.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import signal
@@ -16,30 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
 from nanny import PROJECT_ROOT
 from tests.conftest import TEST_JWT_SECRET, free_port
-
-_slot = itertools.count(1)
-
-
-async def make_booking(db: asyncpg.Pool | asyncpg.Connection, owner_id: int, sitter_id: int) -> int:
-    """A pending booking between the two users with its chat, as the booking endpoints make."""
-    slot = next(_slot)
-    booking_id = await db.fetchval(
-        """
-        INSERT INTO bookings (owner_id, sitter_id, start_time, end_time, total_price)
-        VALUES ($1, $2, timestamptz '2031-01-01 00:00Z' + $3 * interval '2 hours',
-                timestamptz '2031-01-01 01:00Z' + $3 * interval '2 hours', 2500)
-        RETURNING booking_id
-        """,
-        owner_id,
-        sitter_id,
-        slot,
-    )
-    await db.execute("INSERT INTO chats (booking_id) VALUES ($1)", booking_id)
-    return booking_id
 
 
 async def booking_json(db, booking_id: int, status: str) -> dict[str, Any]:

@@ -1,10 +1,9 @@
-"""Helpers for the marketplace tests: pets, services and bookings made through the real API, and
-bookings placed directly in the database where the API forbids their times (the past)."""
+"""Helpers for the marketplace tests: pets, services and bookings made through the real API
+(tests/rows.py places rows directly in the database where the API forbids them)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from nanny.keys import POOL
 from tests.factories import Account
@@ -61,41 +60,6 @@ async def make_booking(client, owner, pet, service, start=None, end=None) -> int
     resp = await book(client, owner, pet, service, start or future(), end)
     assert resp.status == 201, await resp.text()
     return (await resp.json())["booking_id"]
-
-
-async def insert_booking(
-    client,
-    *,
-    owner_id: int,
-    sitter_id: int,
-    pet_id: int | None,
-    service_id: int | None,
-    start: datetime,
-    end: datetime,
-    status: str = "pending",
-    total_price: Decimal = Decimal("100.00"),
-    pool=None,
-) -> int:
-    """A booking straight into the database (with its chat), for times the API refuses."""
-    pool = pool or client.app[POOL]
-    async with pool.acquire() as conn, conn.transaction():
-        booking_id = await conn.fetchval(
-            """
-            INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
-                                  status, total_price)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING booking_id
-            """,
-            owner_id,
-            sitter_id,
-            pet_id,
-            service_id,
-            start,
-            end,
-            status,
-            total_price,
-        )
-        await conn.execute("INSERT INTO chats (booking_id) VALUES ($1)", booking_id)
-    return booking_id
 
 
 async def booking_status(client, booking_id: int) -> str:

@@ -1,17 +1,10 @@
-"""Helpers for the page tests: signing in through the real forms, and bookings written with SQL
-where a test needs one regardless of the booking endpoints."""
+"""Helpers for the page tests: signing in through the real forms."""
 
 from __future__ import annotations
 
-import itertools
 import re
-from datetime import UTC, datetime, timedelta
-
-import asyncpg
 
 from tests.factories import PASSWORD
-
-_slot = itertools.count(1)
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -38,46 +31,3 @@ async def sign_in(client, email: str, password: str = PASSWORD):
     )
     assert resp.status == 303, await resp.text()
     return resp
-
-
-async def make_booking(
-    pool: asyncpg.Pool,
-    owner_id: int,
-    sitter_id: int,
-    *,
-    status: str = "pending",
-    created_at: datetime | None = None,
-    pet_name: str = "Rex",
-) -> int:
-    """A booking with its pet, service and chat, written directly (each in its own time slot)."""
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2, hours=3 * next(_slot))
-    async with pool.acquire() as conn, conn.transaction():
-        pet_id = await conn.fetchval(
-            "INSERT INTO pets (owner_id, name, type, age) VALUES ($1, $2, 'dog', 3)"
-            " RETURNING pet_id",
-            owner_id,
-            pet_name,
-        )
-        service_id = await conn.fetchval(
-            "INSERT INTO services (sitter_id, type, price_per_hour, description)"
-            " VALUES ($1, 'walking', 2500, 'Long walks') RETURNING service_id",
-            sitter_id,
-        )
-        booking_id = await conn.fetchval(
-            """
-            INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
-                                  status, total_price, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 5000, coalesce($8, now()))
-            RETURNING booking_id
-            """,
-            owner_id,
-            sitter_id,
-            pet_id,
-            service_id,
-            start,
-            start + timedelta(hours=2),
-            status,
-            created_at,
-        )
-        await conn.execute("INSERT INTO chats (booking_id) VALUES ($1)", booking_id)
-    return booking_id

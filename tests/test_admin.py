@@ -181,7 +181,9 @@ async def test_delete_user_keeps_history(client):
     on_booking_changed(client.app, record)
     lonely_pet = await insert_pet(client, owner.user_id, "Lonely")
     busy_pet = await insert_pet(client, owner.user_id, "Busy")
-    done = await insert_booking(client, owner.user_id, sitter.user_id, pet_id=busy_pet)
+    done = await insert_booking(
+        client, owner.user_id, sitter.user_id, status="completed", pet_id=busy_pet
+    )
     pending = await insert_booking(client, owner.user_id, sitter.user_id, status="pending")
     confirmed = await insert_booking(client, owner.user_id, sitter.user_id, status="confirmed")
     paid = await insert_payment(client, confirmed)
@@ -340,7 +342,7 @@ async def test_stats(client):
     sitter = await make_sitter(client)
     await make_sitter(client, status="pending")
     await make_sitter(client, status="rejected")
-    done = await insert_booking(client, owner.user_id, sitter.user_id)
+    done = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
     confirmed = await insert_booking(client, owner.user_id, sitter.user_id, status="confirmed")
     await insert_booking(client, owner.user_id, sitter.user_id, status="pending")
     await insert_booking(client, owner.user_id, sitter.user_id, status="cancelled")

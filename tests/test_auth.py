@@ -1,4 +1,4 @@
-"""Every auth rule and bad input of the foundation issue, against the real app and database."""
+"""Every rule and bad input of docs/API.md's Auth section, against the real app and database."""
 
 from __future__ import annotations
 

@@ -422,6 +422,13 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         None,
         {A: 200, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
     ),
+    (
+        "API docs page",
+        "GET",
+        "/api/docs",
+        None,
+        {A: 200, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
 ]
 
 

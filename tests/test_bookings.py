@@ -23,12 +23,12 @@ from tests.market import (
     booking_body,
     booking_status,
     future,
-    insert_booking,
     iso,
     make_booking,
     make_pet,
     make_service,
 )
+from tests.rows import insert_booking
 
 BOOKING_KEYS = {
     "booking_id",

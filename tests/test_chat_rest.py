@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 
 from nanny.keys import POOL
-from tests.chat_support import collect_messages, make_booking, recv, subscribe
+from tests.chat_support import collect_messages, recv, subscribe
 from tests.factories import make_admin, make_owner, make_sitter
+from tests.rows import insert_booking
 
 
 async def _room(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking_id = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(client.app[POOL], owner.user_id, sitter.user_id)
     return owner, sitter, booking_id
 
 
@@ -70,7 +71,7 @@ async def test_idempotent_client_id(client):
     _, theirs = await _send(client, sitter, booking_id, "hi", client_id="c-1")
     assert theirs["seq"] == 2
     # Reusing a client_id in another booking is refused, not silently mapped.
-    other = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+    other = await insert_booking(client.app[POOL], owner.user_id, sitter.user_id)
     status, body = await _send(client, owner, other, "hello", client_id="c-1")
     assert status == 400 and body["details"]["field"] == "client_id"
     last = await client.app[POOL].fetchval(

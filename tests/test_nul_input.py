@@ -14,7 +14,7 @@ from tests.rows import insert_booking
 async def test_nul_in_a_body_string_names_the_field(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking = await insert_booking(client, owner.user_id, sitter.user_id)
+    booking = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
     body = '{"booking_id": BOOKING, "rating": 5, "comment": "nice\\u0000"}'
     body = body.replace("BOOKING", str(booking))
     resp = await client.post(

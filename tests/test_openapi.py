@@ -18,12 +18,17 @@ from nanny import PROJECT_ROOT
 from nanny.app import create_app
 from nanny.errors import Conflict
 from nanny.http.endpoint import SPEC_ATTR, endpoint
+from nanny.http.headers import PAGE_CSP
 from nanny.http.schemas import Body, Out
 from tests.conftest import TEST_JWT_SECRET, free_port
 
 # Routes that are not REST operations and are documented elsewhere (the document itself, the
-# WebSocket upgrade).
-UNDOCUMENTED = {"/api/openapi.json", "/api/ws"}
+# page rendering it, the WebSocket upgrade).
+UNDOCUMENTED = {"/api/openapi.json", "/api/docs", "/api/ws"}
+
+API_MD = PROJECT_ROOT / "docs" / "API.md"
+# How docs/API.md declares an endpoint: a bullet opening with `METHOD /path` in one code span.
+ENDPOINT_BULLET = re.compile(r"^- `(GET|POST|PUT|PATCH|DELETE) (/[^`\s?]*)`", re.MULTILINE)
 
 
 async def get_document(client) -> dict:
@@ -57,6 +62,45 @@ async def test_every_route_is_documented(client):
         expected.add((path, route.method.lower()))
     assert documented == expected
     assert ("/api/reviews", "post") in documented and ("/api/admin/stats", "get") in documented
+
+
+def api_md_endpoints() -> set[tuple[str, str]]:
+    text = API_MD.read_text(encoding="utf-8")
+    # A bullet that looks like an endpoint but does not parse would silently drop out.
+    for line in text.splitlines():
+        if re.match(r"- `[A-Z]+ /", line):
+            assert ENDPOINT_BULLET.match(line), f"docs/API.md: endpoint not parseable: {line}"
+    return {(path, method.lower()) for method, path in ENDPOINT_BULLET.findall(text)}
+
+
+async def test_api_md_and_the_document_list_the_same_endpoints(client):
+    doc = await get_document(client)
+    operations = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    in_markdown = api_md_endpoints()
+    not_operations = {(path, "get") for path in UNDOCUMENTED}
+    assert not_operations <= in_markdown, "docs/API.md must describe the non-REST routes too"
+    assert operations - in_markdown == set(), "operations missing from docs/API.md"
+    assert in_markdown - not_operations - operations == set(), "not in the OpenAPI document"
+    assert len(operations) > 40
+
+
+async def test_docs_page_loads_swagger_ui_from_our_own_origin(client):
+    resp = await client.get("/api/docs")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert resp.headers["Content-Security-Policy"] == PAGE_CSP
+    page = await resp.text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page) and "style=" not in page
+    assert 'data-openapi-url="/api/openapi.json"' in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any("swagger-ui-bundle.js" in a for a in assets) and len(assets) == 5
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        got = await client.get(asset)
+        assert got.status == 200, asset
+        # With nosniff, a browser runs a script or applies a sheet only under its own type.
+        kinds = ("text/css", "text/javascript", "application/javascript", "image/svg+xml")
+        assert got.content_type in kinds, asset
+        assert len(await got.read()) > 100
 
 
 async def test_operations_carry_their_declarations(client):

@@ -18,7 +18,8 @@ from nanny.app import create_app
 from nanny.http.security import csrf_token_for
 from nanny.keys import POOL
 from tests.factories import PASSWORD, make_admin, make_owner, make_sitter, owner_body
-from tests.page_helpers import form_csrf, hidden_csrf, make_booking, sign_in
+from tests.page_helpers import form_csrf, hidden_csrf, sign_in
+from tests.rows import insert_booking
 
 PAGES = ("/owner", "/sitter", "/admin", "/bookings/1/chat")
 
@@ -312,7 +313,9 @@ async def test_chat_page_for_participants_and_admins_only(client):
     sitter = await make_sitter(client, full_name="Daniyar Sitter")
     stranger = await make_owner(client)
     admin = await make_admin(client)
-    booking_id = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(
+        client.app[POOL], owner.user_id, sitter.user_id, pet_name="Rex"
+    )
 
     await sign_in(client, owner.email)
     resp = await client.get(f"/bookings/{booking_id}/chat")
@@ -357,7 +360,9 @@ async def test_no_page_has_inline_script_or_style(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
     admin = await make_admin(client)
-    booking_id = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(
+        client.app[POOL], owner.user_id, sitter.user_id, pet_name="Rex"
+    )
     pages = [await (await client.get(p)).text() for p in ("/", "/login", "/register")]
     for account, path in (
         (owner, "/owner"),
@@ -384,8 +389,12 @@ async def test_bookings_per_day_counts_each_utc_day(client):
     pool = client.app[POOL]
     now = datetime.now(UTC)
     for days_ago in (0, 0, 3, 29, 30):
-        await make_booking(
-            pool, owner.user_id, sitter.user_id, created_at=now - timedelta(days=days_ago)
+        await insert_booking(
+            pool,
+            owner.user_id,
+            sitter.user_id,
+            pet_name="Rex",
+            created_at=now - timedelta(days=days_ago),
         )
 
     resp = await client.get("/api/admin/stats/bookings-per-day", headers=admin.headers)

@@ -11,11 +11,11 @@ from tests.market import (
     HOUR,
     assert_error,
     future,
-    insert_booking,
     make_booking,
     make_pet,
     make_service,
 )
+from tests.rows import insert_booking
 
 
 async def confirmed_booking(client, price="1500.00"):

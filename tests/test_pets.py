@@ -9,11 +9,11 @@ from tests.market import (
     HOUR,
     assert_error,
     future,
-    insert_booking,
     make_booking,
     make_pet,
     make_service,
 )
+from tests.rows import insert_booking
 
 
 async def test_create_and_read_own_pet(client):

@@ -33,7 +33,7 @@ async def assert_consistent(client, sitter_id: int, count: int, total: int) -> N
 async def world(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking = await insert_booking(client, owner.user_id, sitter.user_id)
+    booking = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
     return owner, sitter, booking
 
 
@@ -131,7 +131,7 @@ async def test_rating_boundaries_accepted(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
     for rating in (1, 5):
-        booking = await insert_booking(client, owner.user_id, sitter.user_id)
+        booking = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
         assert (await post_review(client, owner, booking_id=booking, rating=rating)).status == 201
     await assert_consistent(client, sitter.user_id, 2, 6)
 
@@ -160,7 +160,7 @@ async def test_redundant_ids_must_agree(client, world):
 
 
 async def _review(client, owner, sitter, rating=4) -> dict:
-    booking = await insert_booking(client, owner.user_id, sitter.user_id)
+    booking = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
     resp = await post_review(client, owner, booking_id=booking, rating=rating, comment="ok")
     assert resp.status == 201
     return await resp.json()

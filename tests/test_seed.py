@@ -8,7 +8,7 @@ import os
 import asyncpg
 import pytest
 
-from nanny import seed
+from nanny import bulk_seed, seed
 from nanny.cli import main
 from nanny.config import Settings
 
@@ -170,7 +170,7 @@ def test_cli_seed_demo(database_url, capsys):
 
 @pytest.mark.parametrize("line", ["  users: 10/20", "  users: 20 done"])
 def test_progress_lines(capsys, line):
-    seed.stderr_progress(line)
+    bulk_seed.stderr_progress(line)
     err = capsys.readouterr().err
     assert line in err and err.startswith("\r")
     assert err.endswith("\n") == line.endswith("done")

@@ -12,8 +12,9 @@ from nanny.keys import POOL
 from nanny.ws.batch import MessageBatcher
 from nanny.ws.connection import Connection
 from nanny.ws.limits import WsLimits
-from tests.chat_support import collect_messages, make_booking, recv, subscribe
+from tests.chat_support import collect_messages, recv, subscribe
 from tests.factories import make_owner, make_sitter
+from tests.rows import insert_booking
 
 
 async def test_a_batch_answers_each_message_as_a_single_send_would(client):
@@ -21,8 +22,8 @@ async def test_a_batch_answers_each_message_as_a_single_send_would(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
     stranger = await make_owner(client)
-    first = await make_booking(pool, owner.user_id, sitter.user_id)
-    second = await make_booking(pool, owner.user_id, sitter.user_id)
+    first = await insert_booking(pool, owner.user_id, sitter.user_id)
+    second = await insert_booking(pool, owner.user_id, sitter.user_id)
     batch = [
         db_chat.NewMessage(second, owner.user_id, "b1", None),
         db_chat.NewMessage(first, owner.user_id, "a1", "k1"),
@@ -62,7 +63,7 @@ async def test_concurrent_sends_are_batched_in_order_without_gaps(client, monkey
     pool = client.app[POOL]
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking_id = await make_booking(pool, owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(pool, owner.user_id, sitter.user_id)
     calls = 0
     real = db_chat.store_messages
 
@@ -96,7 +97,7 @@ async def test_a_batch_losing_to_a_concurrent_twin_falls_back_one_by_one(client)
     pool = client.app[POOL]
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking_id = await make_booking(pool, owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(pool, owner.user_id, sitter.user_id)
     batcher = MessageBatcher(lambda: pool, asyncio.ensure_future)
     async with pool.acquire() as other:
         tx = other.transaction()
@@ -150,7 +151,7 @@ async def test_the_sender_gets_each_ack_then_its_message(client):
     pool = client.app[POOL]
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking_id = await make_booking(pool, owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(pool, owner.user_id, sitter.user_id)
     ws = await client.ws_connect("/api/ws", headers=owner.headers)
     other = await client.ws_connect("/api/ws", headers=sitter.headers)
     await subscribe(ws, booking_id)

@@ -18,13 +18,13 @@ from nanny.ws.rooms import message_frame
 from tests.chat_support import (
     booking_json,
     collect_messages,
-    make_booking,
     no_frame,
     recv,
     subscribe,
 )
 from tests.factories import make_owner, make_sitter
 from tests.faults import TcpProxy
+from tests.rows import insert_booking
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def pair(settings, redis_proxy, aiohttp_client):
     two = await aiohttp_client(create_app(with_redis))
     owner = await make_owner(one)
     sitter = await make_sitter(one)
-    booking_id = await make_booking(one.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(one.app[POOL], owner.user_id, sitter.user_id)
     return one, two, owner, sitter, booking_id
 
 

@@ -19,13 +19,13 @@ from tests.chat_support import (
     Server,
     booking_json,
     collect_messages,
-    make_booking,
     no_frame,
     recv,
     server_env,
     subscribe,
 )
 from tests.factories import Account, make_admin, make_owner, make_sitter
+from tests.rows import insert_booking
 
 
 @dataclass
@@ -55,7 +55,7 @@ async def cluster(settings, redis_server_url, aiohttp_client):
         client = await aiohttp_client(create_app(local))
         owner = await make_owner(client)
         sitter = await make_sitter(client)
-        booking_id = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+        booking_id = await insert_booking(client.app[POOL], owner.user_id, sitter.user_id)
         for server in (one, two):
             health = await server.healthy()
             assert health == {"status": "ok", "db": "ok", "redis": "ok"}

@@ -17,8 +17,9 @@ import pytest
 from nanny.app import create_app
 from nanny.http.security import csrf_token_for, issue_token
 from nanny.keys import CHAT_HUB, POOL, WS_LIMITS
-from tests.chat_support import collect_messages, make_booking, no_frame, recv, subscribe
+from tests.chat_support import collect_messages, no_frame, recv, subscribe
 from tests.factories import make_admin, make_owner, make_sitter
+from tests.rows import insert_booking
 
 
 async def _app_client(aiohttp_client, settings, **limits):
@@ -31,7 +32,7 @@ async def _app_client(aiohttp_client, settings, **limits):
 async def room(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
-    booking_id = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+    booking_id = await insert_booking(client.app[POOL], owner.user_id, sitter.user_id)
     return owner, sitter, booking_id
 
 

@@ -20,9 +20,10 @@ import pytest
 
 from nanny import PROJECT_ROOT
 from nanny.keys import POOL
-from tests.chat_support import Server, make_booking, recv, server_env, subscribe, worker_pids
+from tests.chat_support import Server, recv, server_env, subscribe, worker_pids
 from tests.conftest import free_port
 from tests.factories import make_owner, make_sitter
+from tests.rows import insert_booking
 
 
 class DedicatedRedis:
@@ -79,7 +80,7 @@ async def test_redis_stopped_and_restarted_while_chatting(settings, dedicated_re
     try:
         owner = await make_owner(client)
         sitter = await make_sitter(client)
-        b = await make_booking(client.app[POOL], owner.user_id, sitter.user_id)
+        b = await insert_booking(client.app[POOL], owner.user_id, sitter.user_id)
         await one.healthy()
         await two.healthy()
         o = await session.ws_connect(f"{one.url}/api/ws", headers=owner.headers)

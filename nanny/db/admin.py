@@ -191,22 +191,7 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] 
         )
         if deleted is None:
             return None
-        cancelled = await conn.fetch(
-            """
-            UPDATE bookings SET status = 'cancelled', updated_at = now()
-            WHERE (owner_id = $1 OR sitter_id = $1) AND status IN ('pending', 'confirmed')
-            RETURNING booking_id
-            """,
-            user_id,
-        )
-        if cancelled:
-            await conn.execute(
-                """
-                UPDATE payments SET status = 'refunded', updated_at = now()
-                WHERE booking_id = ANY($1::int[]) AND status = 'paid'
-                """,
-                [b["booking_id"] for b in cancelled],
-            )
+        cancelled = await db_bookings.cancel_open_bookings(conn, user_id)
         await conn.execute(
             """
             DELETE FROM pets p WHERE p.owner_id = $1
@@ -224,7 +209,7 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] 
             """,
             user_id,
         )
-    return [r["booking_id"] for r in cancelled]
+    return cancelled
 
 
 async def get_stats(conn: asyncpg.Connection) -> Stats:

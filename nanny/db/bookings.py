@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 import asyncpg
 
 from nanny.db import page_total
-
-OPEN_STATUSES = ("pending", "confirmed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +87,24 @@ def _booking(row: asyncpg.Record | None) -> Booking | None:
     )
 
 
+class CreationOutcome(StrEnum):
+    """What nanny_create_booking answers in `outcome` (migrations/functions/): created, or the
+    first rule the request broke, in the order the function checks them."""
+
+    CREATED = "created"
+    NO_OWNER = "no_owner"
+    NO_PET = "no_pet"
+    NO_SERVICE = "no_service"
+    WRONG_SITTER = "wrong_sitter"
+    TOO_MANY = "too_many"
+
+
 @dataclass(frozen=True, slots=True)
 class Creation:
-    """What `create_booking` did: `outcome` is 'created' (with `booking`) or the first rule the
-    request broke: 'no_owner', 'no_pet', 'no_service', 'wrong_sitter' or 'too_many' (with
-    `pending`, the owner's pending bookings)."""
+    """What `create_booking` did: the booking when `outcome` is CREATED; `pending` counts the
+    owner's pending bookings for TOO_MANY."""
 
-    outcome: str
+    outcome: CreationOutcome
     pending: int | None
     booking: Booking | None
 
@@ -122,7 +132,8 @@ async def create_booking(
 ) -> Creation:
     """Check every rule of a new booking and insert it, priced by the database from the
     service's current price, together with its chat: one statement (the function
-    nanny_create_booking of migration 0003 holds the rules and their locks), so one round trip.
+    nanny_create_booking, migrations/functions/, holds the rules and their locks), so one round
+    trip.
     Raises asyncpg.ExclusionViolationError when it overlaps the sitter's open bookings."""
     row = await conn.fetchrow(
         f"""
@@ -139,8 +150,9 @@ async def create_booking(
         max_pending,
         SITTER_CALENDAR_LOCK,
     )
-    created = row["outcome"] == "created"
-    return Creation(row["outcome"], row["pending"], _booking(row) if created else None)
+    outcome = CreationOutcome(row["outcome"])
+    created = outcome is CreationOutcome.CREATED
+    return Creation(outcome, row["pending"], _booking(row) if created else None)
 
 
 async def find_clash(
@@ -198,13 +210,25 @@ async def confirm_booking(
     return _booking(row)
 
 
+async def _refund_payments(conn: asyncpg.Connection, booking_ids: list[int]) -> None:
+    """Refund the paid payments of bookings just cancelled. A statement of its own on purpose:
+    the cancelling one waits for a payment being stored (it share-locks the booking), and only
+    a statement started after that wait sees the new payment."""
+    if booking_ids:
+        await conn.execute(
+            """
+            UPDATE payments SET status = 'refunded', updated_at = now()
+            WHERE booking_id = ANY($1::int[]) AND status = 'paid'
+            """,
+            booking_ids,
+        )
+
+
 async def cancel_booking(
     conn: asyncpg.Connection, booking_id: int, participant_id: int
 ) -> Booking | None:
     """pending|confirmed -> cancelled by either participant, refunding a paid payment; None
-    when that is not possible. Run inside a transaction. The refund is a second statement on
-    purpose: the first waits for a payment being stored (it share-locks the booking), and only
-    a statement started after that wait sees the new payment."""
+    when that is not possible. Run inside a transaction."""
     row = await conn.fetchrow(
         f"""
         WITH b AS (
@@ -219,14 +243,24 @@ async def cancel_booking(
     )
     if row is None:
         return None
-    await conn.execute(
-        """
-        UPDATE payments SET status = 'refunded', updated_at = now()
-        WHERE booking_id = $1 AND status = 'paid'
-        """,
-        booking_id,
-    )
+    await _refund_payments(conn, [booking_id])
     return _booking(row)
+
+
+async def cancel_open_bookings(conn: asyncpg.Connection, user_id: int) -> list[int]:
+    """Cancel every pending or confirmed booking of `user_id` (either side), refunding paid
+    payments; the ids cancelled. Run inside a transaction."""
+    rows = await conn.fetch(
+        """
+        UPDATE bookings SET status = 'cancelled', updated_at = now()
+        WHERE (owner_id = $1 OR sitter_id = $1) AND status IN ('pending', 'confirmed')
+        RETURNING booking_id
+        """,
+        user_id,
+    )
+    cancelled = [r["booking_id"] for r in rows]
+    await _refund_payments(conn, cancelled)
+    return cancelled
 
 
 async def complete_booking(

@@ -142,7 +142,7 @@ class NewMessage:
 async def store_messages(
     conn: asyncpg.Connection, batch: list[NewMessage]
 ) -> list[tuple[Message, bool] | None]:
-    """Store a batch in one call (the function nanny_store_messages of migration 0004): for
+    """Store a batch in one call (the function nanny_store_messages of migrations/functions/): for
     each message, in the batch's order, what `store_message` would have answered for it alone.
     Raises asyncpg.UniqueViolationError when a concurrent twin of a client_id committed first;
     nothing of the batch is stored then."""

@@ -8,7 +8,7 @@ only then do the two parties need to reach each other outside the chat."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
 import asyncpg
 from aiohttp import web
@@ -17,6 +17,7 @@ from pydantic import Field
 from nanny import events, ratelimit
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
+from nanny.db.bookings import CreationOutcome
 from nanny.errors import (
     Conflict,
     Forbidden,
@@ -29,7 +30,7 @@ from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
 from nanny.http.responses import json_response, list_response, rfc3339
-from nanny.http.schemas import Body, Out, Paging, Timestamp
+from nanny.http.schemas import Body, Id, Out, Paging, Timestamp
 from nanny.keys import POOL, SETTINGS
 
 routes = web.RouteTableDef()
@@ -37,10 +38,6 @@ routes = web.RouteTableDef()
 MAX_DURATION = timedelta(days=30)
 BookingStatus = Literal["pending", "confirmed", "completed", "cancelled"]
 CONTACT_STATUSES = frozenset({"confirmed", "completed"})
-
-
-# Ids are PostgreSQL integers: anything outside is refused up front, never sent to the database.
-Id = Annotated[int, Field(gt=0, le=2_147_483_647)]
 
 
 class BookingCreate(Body):
@@ -200,25 +197,25 @@ def _created_or_refused(done: db_bookings.Creation, limit: int) -> db_bookings.B
     """The new booking, or the answer for the first rule the request broke (checked in this
     order by the database: owner, pet, service, sitter, pending cap)."""
     match done.outcome:
-        case "created":
+        case CreationOutcome.CREATED:
             return done.booking
-        case "no_owner":
+        case CreationOutcome.NO_OWNER:
             raise Unauthorized("The account no longer exists")
-        case "no_pet":
+        case CreationOutcome.NO_PET:
             raise NotFound("You have no pet with this pet_id", details={"field": "pet_id"})
-        case "no_service":
+        case CreationOutcome.NO_SERVICE:
             raise NotFound("No such service of an approved sitter", details={"field": "service_id"})
-        case "wrong_sitter":
+        case CreationOutcome.WRONG_SITTER:
             raise ValidationFailed(
                 "The service is not offered by this sitter", details={"field": "sitter_id"}
             )
-        case "too_many":
+        case CreationOutcome.TOO_MANY:
             raise Conflict(
                 f"You already have {done.pending} pending bookings; at most "
                 f"{limit} may wait for an answer at once",
                 details={"pending": done.pending, "limit": limit},
             )
-    raise RuntimeError(f"unknown booking creation outcome {done.outcome!r}")
+    raise RuntimeError(f"unhandled booking creation outcome {done.outcome!r}")
 
 
 def _overlap_conflict(clash: db_bookings.Clash | None) -> Conflict:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from nanny.errors import NannyError, ValidationFailed
 from nanny.http import security
+from nanny.http.schemas import MAX_ID
 from nanny.inflight import waiting_for_cpu
 from nanny.keys import CPU_EXECUTOR
 
@@ -171,7 +172,7 @@ def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
     if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 10:
         value = int(raw)
-        if 0 < value <= 2_147_483_647:
+        if 1 <= value <= MAX_ID:
             return value
     raise ValidationFailed(
         f"Path parameter '{name}' must be a positive integer", details={"field": name}

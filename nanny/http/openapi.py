@@ -12,13 +12,13 @@ import typing
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from nanny.errors import NannyError, Unauthorized, Unavailable, ValidationFailed
 from nanny.http.endpoint import SPEC_ATTR, EndpointSpec
 from nanny.http.responses import json_response
-from nanny.http.schemas import ErrorOut
+from nanny.http.schemas import ErrorOut, Id
 
 routes = web.RouteTableDef()
 
@@ -27,8 +27,8 @@ REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _METHODS = ("get", "put", "post", "delete", "patch")
 
-# path_id accepts exactly this range; anything else is a 400.
-PATH_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 2_147_483_647}
+# path_id accepts exactly the range of Id; anything else is a 400.
+PATH_ID_SCHEMA = TypeAdapter(Id).json_schema()
 
 DESCRIPTION = """Nanny: pet owners in Kazakhstan book approved pet sitters, chat live about each
 booking, pay and review. Errors are `{"error", "code", "details"}` (see ErrorOut). Lists answer a

@@ -18,13 +18,12 @@ from nanny.db.users import User
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, Out, Paging
+from nanny.http.schemas import Body, Id, Out, Paging
 from nanny.http.services import search_changed
 from nanny.keys import POOL
 
 routes = web.RouteTableDef()
 
-Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
 Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars")]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 

@@ -53,12 +53,6 @@ class MessageOut(Out):
     message: str
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
 def _fits_bcrypt(value: str) -> str:
     # bcrypt only reads 72 bytes; refusing longer passwords beats silently ignoring their tail.
     if len(value.encode()) > 72:
@@ -91,8 +85,6 @@ Password = Annotated[
     Field(min_length=8, description="at least 8 characters, at most 72 bytes"),
     AfterValidator(_fits_bcrypt),
 ]
-ShortText = Annotated[str, StringConstraints(max_length=2000)]
-NonBlank = Annotated[str, StringConstraints(max_length=200), AfterValidator(_not_blank)]
 Money = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
@@ -135,5 +127,8 @@ def _storable_time(value: datetime) -> datetime:
 
 # Every time the API reads, in bodies and query parameters alike.
 Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
-BookingId = Annotated[int, Field(gt=0, le=2_147_483_647)]
+# Every id is a PostgreSQL `integer`: anything outside 1..MAX_ID is a 400, never a database error.
+MAX_ID = 2_147_483_647
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+BookingId = Id  # the name the WebSocket frames import
 Seq = Annotated[int, Field(ge=0, le=2**53)]

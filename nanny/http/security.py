@@ -17,18 +17,17 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
+from nanny.http.schemas import MAX_ID
 from nanny.inflight import waiting_for_cpu
 from nanny.keys import CHAT_HUB, CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
 USER_KEY = "nanny_user"
-_TOKEN_SOURCE_KEY = "nanny_token_source"
 # A user id as issue_token writes it: ASCII digits, no sign, space or leading zero, and within
 # PostgreSQL's integer (str.isdigit would take "²", which int() refuses, and "٢", which it reads
 # as 2).
 _SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
-_MAX_USER_ID = 2_147_483_647
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +60,7 @@ def _verified_claims(secret: str, token: str) -> TokenClaims | None:
     sub, role, exp = claims.get("sub"), claims.get("role"), claims.get("exp")
     if not (isinstance(sub, str) and _SUBJECT.fullmatch(sub) and isinstance(role, str)):
         return None
-    if int(sub) > _MAX_USER_ID:
+    if int(sub) > MAX_ID:
         return None
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         return None
@@ -184,12 +183,7 @@ async def authenticate(request: web.Request) -> db_users.User | None:
     if user is None:
         raise Unauthorized("The account no longer exists")
     request[USER_KEY] = user
-    request[_TOKEN_SOURCE_KEY] = source
     return user
-
-
-def authenticated_by_cookie(request: web.Request) -> bool:
-    return request.get(_TOKEN_SOURCE_KEY) == "cookie"
 
 
 async def require_user(request: web.Request, roles: tuple[str, ...] = ()) -> db_users.User:
