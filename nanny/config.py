@@ -70,8 +70,10 @@ class Settings:
     rate_ws_connect_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_WS_CONNECT_PER_USER"]
     metrics_allow: tuple[IPNetwork, ...] = DEFAULT_METRICS_ALLOW
     metrics_token: str = field(default="", repr=False)
-    # Reverse proxies whose X-Forwarded-For is believed (none: the header is ignored).
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (none: ignored).
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Session cookies always Secure (production's default); else only over HTTPS.
+    cookie_secure: bool = False
     startup_timeout_seconds: float = 60.0
     shutdown_timeout_seconds: float = 10.0
     # How long a process may answer a repeated service search from memory (0 disables).
@@ -273,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_allow=_networks(env, "METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
         metrics_token=_metrics_token(env),
         trusted_proxies=_networks(env, "TRUSTED_PROXIES", ()),
+        cookie_secure=_flag(env, "COOKIE_SECURE", production),
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
         search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),

@@ -277,8 +277,19 @@ async def test_token_failures_are_401(client):
     base = {"sub": str(owner.user_id), "role": "owner", "iat": now}
     header, payload, signature = owner.token.split(".")
     tampered_payload = _b64({"sub": "999", "role": "admin", "iat": 1, "exp": 4102444800})
+    ids = {"jti": "a-token-id", "gen": 0}
+    live = _token(base | ids | {"exp": now + timedelta(hours=1)})
+    assert (await _me_status(client, live))[0] == 200  # what the cases below differ from
     cases = {
-        "expired": _token(base | {"exp": now - timedelta(seconds=1)}),
+        "expired": _token(base | ids | {"exp": now - timedelta(seconds=1)}),
+        "no token id": _token(base | {"gen": 0, "exp": now + timedelta(hours=1)}),
+        "no generation": _token(base | {"jti": "x", "exp": now + timedelta(hours=1)}),
+        "generation not a number": _token(
+            base | ids | {"gen": "0", "exp": now + timedelta(hours=1)}
+        ),
+        "token id with spaces": _token(
+            base | ids | {"jti": "a b", "exp": now + timedelta(hours=1)}
+        ),
         "tampered": f"{header}.{tampered_payload}.{signature}",
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
         "wrong secret": _token(base | {"exp": now + timedelta(hours=1)}, secret="s" * 48),
@@ -305,10 +316,13 @@ async def test_token_subject_is_ascii_digits_only(client):
     subjects = [*other_digits, "\u00b2", f" {owner.user_id}", f"+{owner.user_id}"]
     subjects += [f"0{owner.user_id}", f"{owner.user_id}\n", "2147483648", "9" * 30, ""]
     for sub in subjects:
-        token = _token({"sub": sub, "role": "owner", "iat": datetime.now(UTC), "exp": exp})
+        claims = {"sub": sub, "role": "owner", "iat": datetime.now(UTC), "exp": exp}
+        token = _token(claims | {"jti": "t", "gen": 0})
         status, data = await _me_status(client, token)
         assert status == 401, sub
         assert_error(data, "unauthorized")
+    claims = {"sub": str(owner.user_id), "role": "owner", "iat": datetime.now(UTC), "exp": exp}
+    assert (await _me_status(client, _token(claims | {"jti": "t", "gen": 0})))[0] == 200
 
 
 async def test_missing_or_malformed_authorization_header(client):

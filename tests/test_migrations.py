@@ -23,6 +23,7 @@ TABLES = {
     "services",
     "bookings",
     "reviews",
+    "revoked_tokens",
     "payments",
     "chats",
     "messages",

@@ -17,7 +17,7 @@ import pytest
 from nanny.app import create_app
 from nanny.keys import CHAT_HUB, POOL
 from tests.chat_support import Server, server_env
-from tests.factories import make_admin, make_owner, make_sitter
+from tests.factories import PASSWORD, login, make_admin, make_owner, make_sitter
 from tests.faults import TcpProxy
 
 TRIES = 30
@@ -31,7 +31,9 @@ async def two_processes(settings, redis_server_url, aiohttp_client):
     one, two = Server(env).start(), Server(env).start()
     session = aiohttp.ClientSession()
     try:
-        local = dataclasses.replace(settings, redis_url=redis_server_url, redis_prefix=prefix)
+        local = dataclasses.replace(
+            settings, redis_url=redis_server_url, redis_prefix=prefix, rate_limit_enabled=False
+        )
         client = await aiohttp_client(create_app(local))
         for server in (one, two):
             assert (await server.healthy())["redis"] == "ok"
@@ -82,6 +84,32 @@ async def test_a_deleted_account_is_refused_everywhere_at_once(two_processes):
         ) as resp:
             assert resp.status == 204
         assert await me(two, owner.headers) == 401
+
+
+async def test_ended_tokens_are_refused_everywhere_at_once(two_processes):
+    one, two, client, session = two_processes
+    owner = await make_owner(client)
+
+    async def call(server: Server, method: str, path: str, token: str, **kw) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.request(method, f"{server.url}{path}", headers=headers, **kw) as r:
+            return r.status, (await r.json() if r.status != 204 else {})
+
+    for _ in range(TRIES):
+        token = (await login(client, owner.email))["token"]
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 200  # cached there
+        assert (await call(one, "POST", "/api/auth/logout", token))[0] == 204
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 401
+
+    others = [(await login(client, owner.email))["token"] for _ in range(3)]
+    for token in others:
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 200
+    body = {"current_password": PASSWORD, "new_password": "another-long-pass"}
+    status, fresh = await call(one, "POST", "/api/auth/password", others[0], json=body)
+    assert status == 200
+    for token in others:
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 401
+    assert (await call(two, "GET", "/api/auth/me", fresh["token"]))[0] == 200
 
 
 async def test_a_process_deaf_to_the_others_reads_users_from_the_database(

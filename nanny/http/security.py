@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hmac
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,18 +31,43 @@ USER_KEY = "nanny_user"
 _SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
 
 
+CLAIMS_KEY = "nanny_token_claims"
+# A token's id as issue_token writes it (secrets.token_urlsafe), or any other short one.
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     user_id: int
     role: str
     expires_at: datetime
+    # The token's own id (jti): signing out lists it among the user's revoked tokens.
+    token_id: str
+    # The user's token generation when it was issued (gen): changing the password raises the
+    # user's, ending every token issued before.
+    generation: int
 
 
-def issue_token(settings: Settings, user_id: int, role: str) -> tuple[str, datetime]:
+def issue_token(
+    settings: Settings, user_id: int, role: str, generation: int = 0
+) -> tuple[str, datetime]:
+    """A token for the user; `generation` is the user's token_generation (0 for an account
+    that never changed its password)."""
     now = datetime.now(UTC).replace(microsecond=0)
     expires_at = now + timedelta(hours=settings.jwt_ttl_hours)
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": expires_at}
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "iat": now,
+        "exp": expires_at,
+        "jti": secrets.token_urlsafe(16),
+        "gen": generation,
+    }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM), expires_at
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -53,18 +79,23 @@ def _verified_claims(secret: str, token: str) -> TokenClaims | None:
             token,
             secret,
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat"], "verify_exp": False},
+            options={"require": ["sub", "exp", "iat", "jti", "gen"], "verify_exp": False},
         )
     except jwt.PyJWTError:
         return None
     sub, role, exp = claims.get("sub"), claims.get("role"), claims.get("exp")
+    token_id, generation = claims.get("jti"), claims.get("gen")
     if not (isinstance(sub, str) and _SUBJECT.fullmatch(sub) and isinstance(role, str)):
         return None
     if int(sub) > MAX_ID:
         return None
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         return None
-    return TokenClaims(int(sub), role, datetime.fromtimestamp(exp, UTC))
+    if not (isinstance(token_id, str) and _TOKEN_ID.fullmatch(token_id)):
+        return None
+    if not (_whole_number(generation) and 0 <= generation <= MAX_ID):
+        return None
+    return TokenClaims(int(sub), role, datetime.fromtimestamp(exp, UTC), token_id, generation)
 
 
 def decode_token(settings: Settings, token: str) -> TokenClaims:
@@ -167,6 +198,23 @@ async def current_user(app: web.Application, user_id: int) -> db_users.User | No
     return await app[USER_CACHE].get_or_load(user_id, load)
 
 
+def token_is_live(user: db_users.User, claims: TokenClaims) -> bool:
+    """Whether the user has not ended this token: signed out with it, or changed the password
+    since it was issued. (The later check of an open WebSocket against a changed user reads
+    the same two facts, which the cached user row carries.)"""
+    return claims.generation == user.token_generation and claims.token_id not in user.revoked_tokens
+
+
+async def user_for_claims(app: web.Application, claims: TokenClaims) -> db_users.User:
+    """The live user behind verified claims; 401 when the account is gone or the token ended."""
+    user = await current_user(app, claims.user_id)
+    if user is None:
+        raise Unauthorized("The account no longer exists")
+    if not token_is_live(user, claims):
+        raise Unauthorized("The token was ended (signed out, or the password changed)")
+    return user
+
+
 async def authenticate(request: web.Request) -> db_users.User | None:
     """The live user behind the request's token; None without a token; 401 for a bad one."""
     if USER_KEY in request:
@@ -179,10 +227,9 @@ async def authenticate(request: web.Request) -> db_users.User | None:
     claims = decode_token(settings, token)
     if source == "cookie" and request.method not in SAFE_METHODS:
         check_csrf(request, settings, token)
-    user = await current_user(request.app, claims.user_id)
-    if user is None:
-        raise Unauthorized("The account no longer exists")
+    user = await user_for_claims(request.app, claims)
     request[USER_KEY] = user
+    request[CLAIMS_KEY] = claims
     return user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from nanny.db import users as db_users
-from nanny.errors import Forbidden, NannyError, Unauthorized, ValidationFailed
+from nanny.errors import Forbidden, NannyError, ValidationFailed
 from nanny.http import security
 from nanny.http.responses import dumps
 from nanny.http.schemas import BookingId, ClientId, MessageContent, Seq
@@ -94,10 +94,7 @@ async def ping(hub: ChatHub, conn: Connection, frame: Ping) -> None:
 async def user_for_token(hub: ChatHub, token: str) -> tuple[db_users.User, security.TokenClaims]:
     """The live user behind a token; Unauthorized otherwise."""
     claims = security.decode_token(hub.app[SETTINGS], token)
-    user = await security.current_user(hub.app, claims.user_id)
-    if user is None:
-        raise Unauthorized("The account no longer exists")
-    return user, claims
+    return await security.user_for_claims(hub.app, claims), claims
 
 
 @frame_handler("refresh", TokenFrame)
