@@ -10,3 +10,15 @@ CREATE TABLE revoked_tokens (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX revoked_tokens_user_idx ON revoked_tokens (user_id, expires_at);
+
+-- Why a booking was cancelled (nanny.db.bookings.CancelReason), null unless it was: 'owner' or
+-- 'sitter' (the participant who cancelled it), 'expired' (the expiry task: pending and
+-- unanswered past PENDING_TTL_HOURS, or still pending 24 h after its start), 'user_deleted' (an
+-- admin deleted its owner or its sitter). Bookings cancelled before this keep null: who did it
+-- was not recorded.
+ALTER TABLE bookings
+    ADD COLUMN cancel_reason text
+        CONSTRAINT bookings_cancel_reason_known
+        CHECK (cancel_reason IN ('owner', 'sitter', 'expired', 'user_deleted')),
+    ADD CONSTRAINT bookings_cancel_reason_only_when_cancelled
+        CHECK (cancel_reason IS NULL OR status = 'cancelled');

@@ -59,8 +59,13 @@ class Settings:
     bcrypt_rounds: int = 12
     db_pool_min: int = 2
     db_pool_max: int = 10
-    # How many bookings one owner may have waiting for an answer at once (API.md: 10).
+    # How many bookings one owner may have waiting for an answer at once (API.md: 10), and how
+    # many of them for one sitter.
     max_pending_bookings: int = 10
+    max_pending_per_sitter: int = 2
+    # A request the sitter leaves unanswered this long expires; a start at most this far ahead.
+    pending_ttl_hours: float = 72.0
+    booking_horizon_days: int = 365
     rate_limit_enabled: bool = True
     rate_login_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_IP"]
     rate_login_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_EMAIL"]
@@ -265,6 +270,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
         max_pending_bookings=_positive_number(env, "MAX_PENDING_BOOKINGS", 10, integer=True),
+        max_pending_per_sitter=_positive_number(env, "MAX_PENDING_PER_SITTER", 2, integer=True),
+        pending_ttl_hours=_positive_number(env, "PENDING_TTL_HOURS", 72.0),
+        booking_horizon_days=_positive_number(env, "BOOKING_HORIZON_DAYS", 365, integer=True),
         rate_limit_enabled=_flag(env, "RATE_LIMIT_ENABLED", True),
         rate_login_per_ip=_rate_limit(env, "RATE_LOGIN_PER_IP"),
         rate_login_per_email=_rate_limit(env, "RATE_LOGIN_PER_EMAIL"),
