@@ -390,6 +390,9 @@ def main() -> int:
                 # The benchmark books far more than a person would: lift the per-owner and
                 # per-IP guards that exist to stop scripts, not to measure them.
                 "MAX_PENDING_BOOKINGS": "1000000",
+                "MAX_PENDING_PER_SITTER": "1000000",
+                # Its bookings go years ahead, each run in a stretch of its own.
+                "BOOKING_HORIZON_DAYS": "1000000",
                 "RATE_LIMIT_ENABLED": "false",
             }
             env.pop("REDIS_URL", None)

@@ -17,6 +17,7 @@ class ConfigError(Exception):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PRODUCTION_SECRET = 32
+MAX_HORIZON_DAYS = 1_000_000
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -250,6 +251,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not 4 <= rounds <= 16:
         raise ConfigError(f"BCRYPT_ROUNDS must be between 4 and 16, got {rounds}")
     pool_max = _positive_number(env, "DB_POOL_MAX", 10, integer=True)
+    horizon = _positive_number(env, "BOOKING_HORIZON_DAYS", 365, integer=True)
+    if horizon > MAX_HORIZON_DAYS:  # a start must stay below year 9999
+        raise ConfigError(f"BOOKING_HORIZON_DAYS must be at most {MAX_HORIZON_DAYS}, got {horizon}")
     production = nanny_env == "production"
     redis_prefix = env.get("REDIS_PREFIX", "").strip() or "nanny"
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", redis_prefix):
@@ -272,7 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_pending_bookings=_positive_number(env, "MAX_PENDING_BOOKINGS", 10, integer=True),
         max_pending_per_sitter=_positive_number(env, "MAX_PENDING_PER_SITTER", 2, integer=True),
         pending_ttl_hours=_positive_number(env, "PENDING_TTL_HOURS", 72.0),
-        booking_horizon_days=_positive_number(env, "BOOKING_HORIZON_DAYS", 365, integer=True),
+        booking_horizon_days=horizon,
         rate_limit_enabled=_flag(env, "RATE_LIMIT_ENABLED", True),
         rate_login_per_ip=_rate_limit(env, "RATE_LOGIN_PER_IP"),
         rate_login_per_email=_rate_limit(env, "RATE_LOGIN_PER_EMAIL"),
