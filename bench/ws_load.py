@@ -10,6 +10,16 @@ server's RSS per connection (VmRSS of the worker processes from /proc). Stops ev
     python bench/ws_load.py --connections 2000 --rate 1000 --duration 20
     python bench/ws_load.py --connections 2000 --rates 1000,2000,3000 --duration 10
 
+`--mode churn`: while the rooms chat as above, `--churners` more clients keep joining rooms
+with after_seq=0 (each room holds `--history` messages first) and dropping at random, some
+without reading a byte, some after reading for a moment, with a reset each time, the way phones
+on a bad network go. It prints the server's open-socket gauge (`nanny_websockets_open`, summed
+over the workers) and RSS before and after: the gauge must be back where it started. RSS rises
+once to the high-water mark of the replays under way at a time (freed memory stays with the
+process) and must not grow with the number of joins: compare runs of different --duration.
+
+    python bench/ws_load.py --mode churn --connections 1000 --rate 200 --churners 200
+
 Environment: BENCH_DATABASE_URL (an admin DSN; default TEST_DATABASE_URL or the local
 PostgreSQL), BENCH_REDIS_URL (default TEST_REDIS_URL or the local Redis)."""
 
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -35,6 +46,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.raw_ws import reset, stalled_subscriber  # noqa: E402
 from nanny.config import Settings  # noqa: E402
 from nanny.http.security import issue_token  # noqa: E402
 
@@ -85,13 +97,24 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Conn:
-    __slots__ = ("dups", "last_seq", "reader", "reorders", "room", "seen", "user_id", "ws")
+    __slots__ = (
+        "dups",
+        "last_seq",
+        "reader",
+        "reorders",
+        "room",
+        "seen",
+        "start_seq",
+        "user_id",
+        "ws",
+    )
 
     def __init__(self, user_id: int, room: Room):
         self.user_id = user_id
         self.room = room
         self.ws = None
         self.last_seq = 0
+        self.start_seq = 0  # the room's last seq when it subscribed: it is sent what follows
         self.seen: set[int] = set()
         self.dups = 0
         self.reorders = 0
@@ -150,7 +173,7 @@ async def read_frames(conn: Conn, stats: Stats, subscribed: asyncio.Event) -> No
             room = conn.room
             room.max_acked = max(room.max_acked, frame["message"]["seq"])
         elif kind == "subscribed":
-            conn.last_seq = frame["last_seq"]
+            conn.last_seq = conn.start_seq = frame["last_seq"]
             subscribed.set()
         elif kind == "error":
             stats.errors += 1
@@ -225,6 +248,8 @@ async def run(args) -> None:
         "LOG_LEVEL": "WARNING",
         "DB_POOL_MAX": str(args.pool),
     }
+    if args.mode == "churn":  # a churner reconnects far faster than a person would
+        env["RATE_WS_CONNECT_PER_USER"] = "1000000/60s"
     cmd = [sys.executable, "-m", "nanny", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen([*cmd, "--workers", str(args.workers)], env=env, cwd=ROOT)
     session = None
@@ -249,6 +274,8 @@ async def run(args) -> None:
         baseline = rss_kib(pids)
         rooms_n = args.connections // 2
         seeded = await seed(dsn, rooms_n, tag)
+        if args.mode == "churn":
+            await add_history(dsn, args.history)
         settings = Settings(jwt_secret=SECRET, jwt_ttl_hours=2)
         rooms, conns = [], []
         for booking_id, owner_id, sitter_id in seeded:
@@ -321,15 +348,44 @@ async def run(args) -> None:
         rates = [float(r) for r in args.rates.split(",")] if args.rates else [args.rate]
         budget = args.max_seconds - (time.monotonic() - started) - 8
         phase = min(args.duration, max(3.0, budget / len(rates) - 2))
+        if args.mode == "churn":
+            sockets_before = await open_sockets(session, url)
+            rss_before = rss_kib(pids)
+            churn = Churn()
+            until = time.monotonic() + phase * len(rates)
+            churners = [
+                asyncio.create_task(churn_loop(port, seeded, settings, churn, until))
+                for _ in range(args.churners)
+            ]
         for rate in rates:
             await load_phase(live, stats, rate, phase)
+        if args.mode == "churn":
+            await asyncio.gather(*churners)
+            # The server has a few seconds to notice every drop.
+            deadline = time.monotonic() + 10
+            while (after := await open_sockets(session, url)) != sockets_before:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            print(
+                f"churn: {churn.joined} joins with history, dropped ({churn.read_first} after "
+                f"reading for a moment, the rest without reading); {churn.errors} failed"
+            )
+            verdict = "back" if after == sockets_before else "NOT back"
+            print(
+                f"server sockets open: {sockets_before:.0f} before -> {after:.0f} after "
+                f"({verdict}); server RSS {rss_before / 1024:.1f} MiB before -> "
+                f"{rss_kib(pids) / 1024:.1f} MiB after"
+            )
         # Drain: wait until every subscriber has every acknowledged seq of its room.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            if all(len(c.seen) >= c.room.max_acked for c in live if not c.ws.closed):
+            if all(len(c.seen) >= c.room.max_acked - c.start_seq for c in live if not c.ws.closed):
                 break
             await asyncio.sleep(0.1)
-        lost = sum(max(0, c.room.max_acked - len(c.seen)) for c in live if not c.ws.closed)
+        lost = sum(
+            max(0, c.room.max_acked - c.start_seq - len(c.seen)) for c in live if not c.ws.closed
+        )
         dups = sum(c.dups for c in live)
         reorders = sum(c.reorders for c in live)
         still = sum(1 for c in live if not c.ws.closed)
@@ -350,6 +406,72 @@ async def run(args) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         await admin.close()
         print(f"total run time {time.monotonic() - started:.1f}s")
+
+
+async def add_history(dsn: str, count: int) -> None:
+    """`count` messages of some 320 characters in every room, for the churners to replay."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """
+            WITH c AS (UPDATE chats SET last_seq = $1 RETURNING chat_id, booking_id)
+            INSERT INTO messages (chat_id, seq, sender_id, content)
+            SELECT c.chat_id, g, b.owner_id, repeat('history ', 40)
+            FROM c JOIN bookings b USING (booking_id), generate_series(1, $1) g
+            """,
+            count,
+        )
+    finally:
+        await conn.close()
+
+
+async def open_sockets(session: aiohttp.ClientSession, url: str) -> float:
+    """The server's open-socket gauge, summed over its workers."""
+    async with session.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("nanny_websockets_open")
+    )
+
+
+class Churn:
+    def __init__(self):
+        self.joined = 0
+        self.read_first = 0
+        self.errors = 0
+
+
+async def churn_loop(port: int, seeded, settings: Settings, churn: Churn, until: float) -> None:
+    """Join a random room with its whole history, stay up to a second (reading or not), reset;
+    again until `until`. A small receive buffer and segment size stand for a phone's network:
+    the server cannot hand the kernel the whole replay and has to wait for the client."""
+    loop = asyncio.get_running_loop()
+    while time.monotonic() < until:
+        booking_id, owner_id, sitter_id = random.choice(seeded)
+        user_id, role = random.choice(((owner_id, "owner"), (sitter_id, "sitter")))
+        token, _ = issue_token(settings, user_id, role)
+        try:
+            sock = await stalled_subscriber(port, token, booking_id)
+        except OSError as exc:
+            churn.errors += 1
+            if churn.errors <= 3:
+                print(f"churn connection failed: {exc!r}", file=sys.stderr)
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            churn.joined += 1
+            stay = time.monotonic() + random.uniform(0.0, 1.0)
+            if random.random() < 0.5:
+                churn.read_first += 1
+                while time.monotonic() < stay:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.05)
+            else:
+                await asyncio.sleep(max(0.0, stay - time.monotonic()))
+        finally:
+            reset(sock)
 
 
 async def load_phase(conns: list[Conn], stats: Stats, rate: float, duration: float) -> None:
@@ -409,6 +531,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=10, help="DB_POOL_MAX per worker")
     parser.add_argument("--connect-concurrency", type=int, default=200)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="bound on the whole run")
+    parser.add_argument("--mode", choices=("chat", "churn"), default="chat")
+    parser.add_argument("--churners", type=int, default=100, help="churn: clients joining at once")
+    parser.add_argument("--history", type=int, default=1500, help="churn: messages per room")
     args = parser.parse_args()
     asyncio.run(run(args))
 

@@ -35,6 +35,7 @@ from nanny.http import (
     services,
     sign_in,
 )
+from nanny.http import metrics as http_metrics
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
@@ -45,9 +46,11 @@ from nanny.keys import (
     SEARCH_CACHE,
     SETTINGS,
     USER_CACHE,
+    WS_COMMANDS,
     WS_LIMITS,
 )
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
+from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
 from nanny.ws.limits import WsLimits
 
@@ -96,6 +99,15 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def finish_requests(app: web.Application) -> None:
+    """Answer every request in flight within SHUTDOWN_TIMEOUT_SECONDS (nanny.inflight)."""
+    caches = (app[USER_CACHE], app[SEARCH_CACHE])
+    await app[IN_FLIGHT].drain(
+        app[SETTINGS].shutdown_timeout_seconds,
+        also=lambda: [load for cache in caches for load in cache.loads()],
+    )
+
+
 def setup_pages(app: web.Application) -> None:
     """Templates (autoescaped: user data is never markup) and the static scripts and styles."""
     aiohttp_jinja2.setup(
@@ -121,6 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
+    app[WS_COMMANDS] = ws_commands.chat_commands()
     app[IN_FLIGHT] = inflight.InFlight()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
@@ -135,7 +148,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
     app.cleanup_ctx.append(expiry_ctx)
     app.on_shutdown.append(ws_endpoint.close_sockets)
-    app.on_shutdown.append(inflight.finish_requests)
+    app.on_shutdown.append(finish_requests)
     app.add_routes(auth.routes)
     app.add_routes(health.routes)
     app.add_routes(pets.routes)
@@ -147,7 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)
-    app.add_routes(metrics.routes)
+    app.add_routes(http_metrics.routes)
     app.add_routes(pages.routes)
     app.add_routes(sign_in.routes)
     app.add_routes(api_docs.routes)

@@ -16,10 +16,10 @@ import time
 from pydantic import ValidationError
 
 from nanny.config import ConfigError, Settings, load_settings
-from nanny.http.endpoint import validation_error
 from nanny.http.schemas import Body, Email, FullName, Password
 from nanny.metrics import MULTIPROCESS_DIR_ENV
 from nanny.startup import StartupError
+from nanny.validation import validation_error
 
 log = logging.getLogger("nanny")
 

@@ -38,10 +38,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from nanny import events, metrics
+from nanny import events
 from nanny.db import bookings as db_bookings
 from nanny.http.bookings import event_json
-from nanny.keys import POOL, SETTINGS
+from nanny.keys import METRICS, POOL, SETTINGS
 
 log = logging.getLogger("nanny.expiry")
 
@@ -60,14 +60,14 @@ async def run_expiry_if_due(app: web.Application) -> float:
     unanswered_after = timedelta(hours=app[SETTINGS].pending_ttl_hours)
     async with app[POOL].acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", EXPIRY_LOCK):
-            metrics.expiry_ran(app, outcome="skipped")
+            app[METRICS].expiry_ran(outcome="skipped")
             return interval
         since_last = await conn.fetchval(
             "SELECT extract(epoch FROM now() - last_run_at)::float8 FROM task_runs WHERE task = $1",
             TASK_NAME,
         )
         if since_last is not None and since_last < interval:
-            metrics.expiry_ran(app, outcome="skipped")
+            app[METRICS].expiry_ran(outcome="skipped")
             return interval - since_last
         cancelled = await db_bookings.expire_stale_bookings(
             conn, stale_after=STALE_AFTER, unanswered_after=unanswered_after
@@ -79,7 +79,7 @@ async def run_expiry_if_due(app: web.Application) -> float:
             """,
             TASK_NAME,
         )
-    metrics.expiry_ran(app, expired=len(cancelled))
+    app[METRICS].expiry_ran(expired=len(cancelled))
     log.info(
         "expiry: cancelled %d booking(s) pending more than %d h after their start or "
         "unanswered for %g h%s",
@@ -106,7 +106,7 @@ async def expiry_loop(app: web.Application) -> None:
             if asyncio.current_task().cancelling():
                 raise asyncio.CancelledError from None
             log.exception("expiry: the run failed; retrying in %s s", interval)
-            metrics.expiry_ran(app, outcome="error")
+            app[METRICS].expiry_ran(outcome="error")
             delay = interval
         await asyncio.sleep(max(delay, MIN_SLEEP))
 

@@ -6,7 +6,7 @@ pool of ten serves a backlog of thousands in turn) or for a bcrypt thread. aioht
 whole timeout for them, then cut them off unanswered and waited the timeout again (racing their
 ends, it logged InvalidStateError tracebacks), so a worker took twice the timeout and more.
 
-A shutdown here (`finish_requests`, the last `on_shutdown` hook):
+A shutdown here (`InFlight.drain`, the last `on_shutdown` hook):
 
 1. answers every request that arrives from then on (on a kept-alive connection) with 503
    `unavailable`, and closes each connection after its answer;
@@ -28,11 +28,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator
-
-from aiohttp import web
-
-from nanny.keys import IN_FLIGHT, SEARCH_CACHE, SETTINGS, USER_CACHE
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("nanny.shutdown")
 
@@ -83,8 +79,9 @@ class InFlight:
         while self._requests and (left := deadline - loop.time()) > 0:
             await asyncio.wait([r.task for r in self._requests], timeout=left)
 
-    async def drain(self, budget: float) -> None:
-        """Finish or refuse every request within CUT_SHARE of `budget` seconds."""
+    async def drain(self, budget: float, also: Callable[[], list[asyncio.Task]]) -> None:
+        """Finish or refuse every request within CUT_SHARE of `budget` seconds, and let the
+        tasks `also` lists (loads that refused requests were waiting for) end within it too."""
         self.draining = True
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -96,6 +93,12 @@ class InFlight:
         if waiting:
             log.info("shutdown: refused %d requests still waiting to start", len(waiting))
         await self._settle(started + CUT_SHARE * budget)
+        # They go on for the requests still waiting; they end before the pool closes, or the
+        # pool would open a connection for them while the loop stops.
+        loads = also()
+        left = started + CUT_SHARE * budget - loop.time()
+        if loads and left > 0:
+            await asyncio.wait(loads, timeout=left)
         if not self._requests:
             return
         log.warning(
@@ -144,15 +147,3 @@ def waiting_for_cpu() -> Iterator[None]:
 def leftover_timeout(timeout: float) -> float:
     """What the server itself may wait for once `finish_requests` returned."""
     return (1 - CUT_SHARE) * timeout
-
-
-async def finish_requests(app: web.Application) -> None:
-    budget = app[SETTINGS].shutdown_timeout_seconds
-    started = asyncio.get_running_loop().time()
-    await app[IN_FLIGHT].drain(budget)
-    # Reads that refused requests were waiting for go on for the others; they end before the
-    # pool closes, or the pool would open a connection for them while the loop stops.
-    loads = [*app[USER_CACHE].loads(), *app[SEARCH_CACHE].loads()]
-    left = started + CUT_SHARE * budget - asyncio.get_running_loop().time()
-    if loads and left > 0:
-        await asyncio.wait(loads, timeout=left)

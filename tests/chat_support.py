@@ -15,9 +15,28 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from nanny import PROJECT_ROOT
 from tests.conftest import TEST_JWT_SECRET, free_port
+
+
+async def add_history(
+    db: asyncpg.Pool | asyncpg.Connection, booking_id: int, sender_id: int, count: int
+) -> None:
+    """`count` messages of some 320 characters in the booking's chat, by SQL."""
+    await db.execute(
+        """
+        WITH c AS (UPDATE chats SET last_seq = last_seq + $3 WHERE booking_id = $1
+                   RETURNING chat_id, last_seq - $3 AS base)
+        INSERT INTO messages (chat_id, seq, sender_id, content)
+        SELECT c.chat_id, c.base + g, $2, repeat('history ', 40)
+        FROM c, generate_series(1, $3) g
+        """,
+        booking_id,
+        sender_id,
+        count,
+    )
 
 
 async def booking_json(db, booking_id: int, status: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nanny.db import bookings as db_bookings
+from nanny.encoding import dumps
 from nanny.events import on_booking_changed
-from nanny.http.responses import dumps
 from nanny.keys import POOL
 from tests.factories import PASSWORD, make_admin, make_owner, make_sitter
 from tests.rows import (

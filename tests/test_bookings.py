@@ -14,8 +14,9 @@ from nanny.db import bookings as db_bookings
 from nanny.errors import ValidationFailed
 from nanny.events import on_booking_changed
 from nanny.http.endpoint import parse_query
-from nanny.http.schemas import Query, Timestamp
+from nanny.http.schemas import Query
 from nanny.keys import POOL
+from nanny.validation import Timestamp
 from tests.factories import make_admin, make_owner, make_sitter, set_sitter_status
 from tests.market import (
     HOUR,

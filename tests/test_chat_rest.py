@@ -153,13 +153,6 @@ async def test_who_may_use_the_chat(client):
     assert count == 1
 
 
-async def test_a_booking_without_its_chat_row_gets_one(client):
-    _owner, sitter, booking_id = await _room(client)
-    await client.app[POOL].execute("DELETE FROM chats WHERE booking_id = $1", booking_id)
-    status, message = await _send(client, sitter, booking_id, "first")
-    assert status == 201 and message["seq"] == 1
-
-
 async def test_concurrent_retries_of_one_client_id_store_once(client):
     owner, _, booking_id = await _room(client)
     results = await asyncio.gather(

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nanny import logs, metrics
+from nanny import logs
 from nanny.app import create_app
 from nanny.config import ConfigError, load_settings
+from nanny.http import metrics as http_metrics
+from nanny.keys import METRICS
 from tests.chat_support import Server, server_env, worker_pids
 from tests.factories import make_owner
 
@@ -138,14 +140,15 @@ async def test_metrics_count_requests_by_route_and_status(client):
 
 async def test_metric_functions_other_modules_call(client):
     app = client.app
-    metrics.websocket_opened(app)
-    metrics.websocket_opened(app)
-    metrics.websocket_closed(app)
-    metrics.message_stored(app)
-    metrics.messages_delivered(app, 4)
-    metrics.broker_reconnected(app)
-    metrics.expiry_ran(app, expired=3)
-    metrics.expiry_ran(app, outcome="skipped")
+    recorded = app[METRICS]
+    recorded.websocket_opened()
+    recorded.websocket_opened()
+    recorded.websocket_closed()
+    recorded.message_stored()
+    recorded.delivered(4)
+    recorded.broker_reconnected()
+    recorded.expiry_ran(expired=3)
+    recorded.expiry_ran(outcome="skipped")
     text = await (await client.get("/metrics")).text()
     assert _sample(text, "nanny_websockets_open") == 1
     assert _sample(text, "nanny_chat_messages_stored_total") == 1
@@ -159,7 +162,7 @@ async def test_metric_functions_other_modules_call(client):
 async def test_each_app_has_its_own_registry(aiohttp_client, settings):
     first = await aiohttp_client(create_app(settings))
     second = await aiohttp_client(create_app(settings))
-    metrics.message_stored(first.app)
+    first.app[METRICS].message_stored()
     text = await (await second.get("/metrics")).text()
     assert _sample(text, "nanny_chat_messages_stored_total") == 0
 
@@ -239,11 +242,13 @@ async def test_metrics_address_rules(client):
     from aiohttp.test_utils import make_mocked_request
 
     base = make_mocked_request("GET", "/metrics", app=client.app)
-    assert metrics._may_read_metrics(base.clone(remote="127.0.0.1"))
-    assert metrics._may_read_metrics(base.clone(remote="::ffff:127.0.0.1"))  # dual-stack socket
-    assert metrics._may_read_metrics(base.clone(remote="::1"))
-    assert not metrics._may_read_metrics(base.clone(remote="192.0.2.7"))
-    assert not metrics._may_read_metrics(base.clone(remote=""))  # a Unix socket peer
+    assert http_metrics._may_read_metrics(base.clone(remote="127.0.0.1"))
+    assert http_metrics._may_read_metrics(
+        base.clone(remote="::ffff:127.0.0.1")
+    )  # dual-stack socket
+    assert http_metrics._may_read_metrics(base.clone(remote="::1"))
+    assert not http_metrics._may_read_metrics(base.clone(remote="192.0.2.7"))
+    assert not http_metrics._may_read_metrics(base.clone(remote=""))  # a Unix socket peer
 
 
 async def test_a_request_the_client_abandons_is_logged_as_499(aiohttp_client, settings, log_lines):

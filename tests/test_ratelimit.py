@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from nanny import ratelimit
+from nanny import ratelimit, ratelimit_backends
 from nanny.app import create_app
 from nanny.config import ConfigError, RateLimit, load_settings
 from nanny.errors import RateLimited
@@ -181,7 +181,7 @@ async def test_redis_counts_are_shared_between_app_instances(
     shared = limited(settings, redis_url=redis_server_url, rate_login_per_email=RateLimit(3, 60))
     first = await aiohttp_client(create_app(shared))
     second = await aiohttp_client(create_app(shared))
-    assert isinstance(first.app[RATE_LIMITER], ratelimit.RedisRateLimiter)
+    assert isinstance(first.app[RATE_LIMITER], ratelimit_backends.RedisRateLimiter)
     _, body = await register(first)
     assert (await try_login(first, body["email"])).status == 200
     assert (await try_login(second, body["email"])).status == 200
@@ -196,7 +196,7 @@ async def test_redis_counts_are_shared_between_app_instances(
     other_db = dataclasses.replace(
         shared, database_url=with_database(shared.database_url, name + "_other")
     )
-    limiter = ratelimit.RedisRateLimiter(
+    limiter = ratelimit_backends.RedisRateLimiter(
         first.app[RATE_LIMITER]._redis,  # same connection pool, other namespace
         ratelimit.deployment_namespace(other_db.database_url),
         prefix=shared.redis_prefix,
@@ -243,7 +243,7 @@ async def test_redis_down_lets_requests_through(aiohttp_client, settings, redis_
 
 async def test_in_process_window_resets_and_prunes():
     now = [1_000_000.0]
-    limiter = ratelimit.InProcessRateLimiter(clock=lambda: now[0])
+    limiter = ratelimit_backends.InProcessRateLimiter(clock=lambda: now[0])
     limit = RateLimit(2, 60)
     assert await limiter.hit("k", limit) == 0
     assert await limiter.hit("k", limit) == 0

@@ -1,4 +1,4 @@
-"""Messages stored in batches (nanny/ws/batch.py) and frames written together
+"""Messages stored in batches (nanny/chat/batch.py) and frames written together
 (nanny/ws/connection.py): the same answers as one at a time, against the real database."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import asyncio
 
 from aiohttp import web
 
+from nanny.chat.batch import MessageBatcher
 from nanny.db import chat as db_chat
 from nanny.keys import POOL
-from nanny.ws.batch import MessageBatcher
 from nanny.ws.connection import Connection
 from nanny.ws.limits import WsLimits
 from tests.chat_support import collect_messages, recv, subscribe

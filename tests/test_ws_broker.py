@@ -130,7 +130,7 @@ async def test_a_missing_publish_is_filled_from_the_database(pair):
     one, _, owner, sitter, booking_id = pair
     o = await one.ws_connect("/api/ws", headers=owner.headers)
     await subscribe(o, booking_id)
-    hub = one.app[CHAT_HUB]
+    rooms = one.app[CHAT_HUB].rooms
     async with one.app[POOL].acquire() as db:
         stored = [
             (
@@ -145,11 +145,11 @@ async def test_a_missing_publish_is_filled_from_the_database(pair):
             for i in range(3)
         ]
     # Only seq 3 is "published": 1 and 2 were lost; the room reads them from the database.
-    room = hub.rooms[booking_id]
-    hub.offer(room, 3, message_frame(stored[2]))
-    hub.offer(room, 3, message_frame(stored[2]))  # a duplicate is ignored
+    room = rooms.by_booking[booking_id]
+    rooms.offer(room, 3, message_frame(stored[2]))
+    rooms.offer(room, 3, message_frame(stored[2]))  # a duplicate is ignored
     assert [m["seq"] for m in await collect_messages(o, 3)] == [1, 2, 3]
-    hub.offer(room, 2, message_frame(stored[1]))  # a late arrival is ignored
+    rooms.offer(room, 2, message_frame(stored[1]))  # a late arrival is ignored
     await no_frame(o, "message", within=0.3)
     await o.close()
 

@@ -344,9 +344,9 @@ async def test_a_client_that_stops_reading_is_dropped(aiohttp_client, settings, 
     sock = _raw_upgrade(client.port, owner.token)
     reader = await client.ws_connect("/api/ws", headers=sitter.headers)
     try:
-        await _wait_until(lambda: len(hub.by_user.get(owner.user_id, ())) == 1, 5)
-        [stuck] = hub.by_user[owner.user_id]
-        [reading] = hub.by_user[sitter.user_id]
+        await _wait_until(lambda: len(hub.feeds.by_user.get(owner.user_id, ())) == 1, 5)
+        [stuck] = hub.feeds.by_user[owner.user_id]
+        [reading] = hub.feeds.by_user[sitter.user_id]
         big = json.dumps({"type": "noise", "pad": "x" * 65536})
         received = 0
         for _ in range(200):
@@ -359,9 +359,9 @@ async def test_a_client_that_stops_reading_is_dropped(aiohttp_client, settings, 
                 except (AssertionError, TimeoutError):
                     break
             await asyncio.sleep(0.005)
-        await _wait_until(lambda: owner.user_id not in hub.by_user, 5)
+        await _wait_until(lambda: owner.user_id not in hub.feeds.by_user, 5)
         assert stuck.closing and stuck not in hub.connections
-        assert sitter.user_id in hub.by_user  # the reading client is kept
+        assert sitter.user_id in hub.feeds.by_user  # the reading client is kept
         while received < 200:
             await recv(reader, "noise")
             received += 1
@@ -379,10 +379,10 @@ async def test_heartbeat_drops_a_dead_peer(aiohttp_client, settings, room):
     # aiohttp answers pings while receive() runs, so keep one running.
     reading = asyncio.create_task(alive.receive())
     try:
-        await _wait_until(lambda: owner.user_id in hub.by_user, 5)
-        await _wait_until(lambda: owner.user_id not in hub.by_user, 5)
+        await _wait_until(lambda: owner.user_id in hub.feeds.by_user, 5)
+        await _wait_until(lambda: owner.user_id not in hub.feeds.by_user, 5)
         await asyncio.sleep(1.0)
-        assert sitter.user_id in hub.by_user and not reading.done()
+        assert sitter.user_id in hub.feeds.by_user and not reading.done()
     finally:
         sock.close()
         reading.cancel()

@@ -27,17 +27,14 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ChatAccess:
-    """Who may use a booking's chat, and how far it has got."""
+    """Who may use a booking's chat (nanny/access.py says how), and how far it has got."""
 
     booking_id: int
     owner_id: int
     sitter_id: int
     status: str
-    chat_id: int | None
+    chat_id: int
     last_seq: int
-
-    def is_participant(self, user_id: int) -> bool:
-        return user_id in (self.owner_id, self.sitter_id)
 
 
 _MESSAGE_COLUMNS = (
@@ -50,85 +47,16 @@ def _message(row: asyncpg.Record) -> Message:
 
 
 async def get_chat_access(conn: asyncpg.Connection, booking_id: int) -> ChatAccess | None:
+    """None when the booking does not exist (a booking gets its chat when it is created)."""
     row = await conn.fetchrow(
         """
-        SELECT b.booking_id, b.owner_id, b.sitter_id, b.status, c.chat_id,
-               coalesce(c.last_seq, 0) AS last_seq
-        FROM bookings b LEFT JOIN chats c ON c.booking_id = b.booking_id
+        SELECT b.booking_id, b.owner_id, b.sitter_id, b.status, c.chat_id, c.last_seq
+        FROM bookings b JOIN chats c ON c.booking_id = b.booking_id
         WHERE b.booking_id = $1
         """,
         booking_id,
     )
     return ChatAccess(**row) if row else None
-
-
-async def ensure_chat(conn: asyncpg.Connection, booking_id: int) -> None:
-    """Create the booking's chat if it is missing (bookings normally get it at creation)."""
-    await conn.execute(
-        "INSERT INTO chats (booking_id) VALUES ($1) ON CONFLICT (booking_id) DO NOTHING",
-        booking_id,
-    )
-
-
-async def store_message(
-    conn: asyncpg.Connection,
-    *,
-    booking_id: int,
-    sender_id: int,
-    content: str,
-    client_id: str | None,
-) -> tuple[Message, bool] | None:
-    """Store a message and return it with True; for a client_id the sender used before, the
-    original message with False and nothing stored. None when the booking has no chat the
-    sender takes part in.
-
-    One statement, so one transaction and one round trip: the UPDATE takes the next seq under
-    the chat row's lock and the INSERT stores the message with it. A retry is answered from
-    `earlier` without bumping; a concurrent twin of the same client_id loses on the unique
-    constraint, which rolls the whole statement (and its bump) back, so seqs stay gapless."""
-    try:
-        row = await conn.fetchrow(
-            f"""
-            WITH earlier AS (
-                SELECT {_MESSAGE_COLUMNS}
-                FROM messages m JOIN chats c ON c.chat_id = m.chat_id
-                WHERE $4::text IS NOT NULL AND m.sender_id = $2 AND m.client_id = $4
-            ), bumped AS (
-                UPDATE chats c SET last_seq = c.last_seq + 1
-                FROM bookings b
-                WHERE c.booking_id = $1 AND b.booking_id = c.booking_id
-                  AND $2 IN (b.owner_id, b.sitter_id)
-                  AND NOT EXISTS (SELECT 1 FROM earlier)
-                  -- a deleted account's socket on another process cannot post any more
-                  AND EXISTS (
-                      SELECT 1 FROM users u WHERE u.user_id = $2 AND u.deleted_at IS NULL
-                  )
-                RETURNING c.chat_id, c.last_seq
-            ), stored AS (
-                INSERT INTO messages (chat_id, seq, sender_id, content, client_id)
-                SELECT chat_id, last_seq, $2, $3, $4 FROM bumped
-                RETURNING message_id, chat_id, seq, sent_at
-            )
-            SELECT s.message_id, $1::int AS booking_id, s.chat_id, s.seq, $2::int AS sender_id,
-                   $3::text AS content, $4::text AS client_id, s.sent_at, true AS created
-            FROM stored s
-            UNION ALL
-            SELECT e.*, false FROM earlier e
-            """,
-            booking_id,
-            sender_id,
-            content,
-            client_id,
-        )
-    except asyncpg.UniqueViolationError:
-        # The same client_id committed concurrently: that one is the original.
-        original = await get_message_by_client_id(conn, sender_id, client_id or "")
-        if original is None:  # pragma: no cover - unique rows are only removed by cascade
-            raise
-        return original, False
-    if row is None:
-        return None
-    return Message(*list(row.values())[:8]), row["created"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +70,12 @@ class NewMessage:
 async def store_messages(
     conn: asyncpg.Connection, batch: list[NewMessage]
 ) -> list[tuple[Message, bool] | None]:
-    """Store a batch in one call (the function nanny_store_messages of migrations/functions/): for
-    each message, in the batch's order, what `store_message` would have answered for it alone.
-    Raises asyncpg.UniqueViolationError when a concurrent twin of a client_id committed first;
-    nothing of the batch is stored then."""
+    """Store a batch in one call of the database function nanny_store_messages
+    (migrations/functions/), which holds the rules of a send: for each message, in the batch's
+    order, the message and True when stored now; the original and False for a client_id its
+    sender used before; None when the booking has no chat the sender takes part in (or the
+    sender was deleted). Raises asyncpg.UniqueViolationError when a concurrent twin of a
+    client_id committed first; nothing of the batch is stored then."""
     rows = await conn.fetch(
         "SELECT * FROM nanny_store_messages($1::int[], $2::int[], $3::text[], $4::text[])",
         [m.booking_id for m in batch],
@@ -158,6 +88,30 @@ async def store_messages(
         if row["created"] is not None:
             results[row["ord"] - 1] = (Message(*list(row.values())[2:]), row["created"])
     return results
+
+
+async def store_message(
+    conn: asyncpg.Connection,
+    *,
+    booking_id: int,
+    sender_id: int,
+    content: str,
+    client_id: str | None,
+) -> tuple[Message, bool] | None:
+    """Store one message, as `store_messages` does a batch, and return it with True; for a
+    client_id the sender used before, the original message with False and nothing stored. None
+    when the booking has no chat the sender takes part in (or the sender was deleted)."""
+    try:
+        [result] = await store_messages(
+            conn, [NewMessage(booking_id, sender_id, content, client_id)]
+        )
+    except asyncpg.UniqueViolationError:
+        # The same client_id committed concurrently: that one is the original.
+        original = await get_message_by_client_id(conn, sender_id, client_id or "")
+        if original is None:  # pragma: no cover - unique rows are only removed by cascade
+            raise
+        return original, False
+    return result
 
 
 async def get_message_by_client_id(
@@ -246,11 +200,6 @@ async def messages_after_many(
         seqs,
     )
     return [_message(r) for r in rows]
-
-
-async def get_last_seq(conn: asyncpg.Connection, booking_id: int) -> int:
-    value = await conn.fetchval("SELECT last_seq FROM chats WHERE booking_id = $1", booking_id)
-    return value or 0
 
 
 async def mark_read(conn: asyncpg.Connection, chat_id: int, user_id: int, seq: int) -> int | None:

@@ -1,10 +1,24 @@
-"""The asyncpg pool's lifetime."""
+"""The asyncpg pool's lifetime, and what its failing looks like."""
 
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 
 from nanny.inflight import mark_database_use
+
+# Failures of the database connection itself: the service is unavailable, not broken. REST
+# answers them 503 and a WebSocket frame `unavailable`.
+DATABASE_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
 
 
 class PooledConnection(asyncpg.Connection):

@@ -18,13 +18,14 @@ from nanny.db import admin as db_admin
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.db.users import User
+from nanny.encoding import money
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.events import booking_changed
 from nanny.http import security
 from nanny.http.auth import SitterOut, me_json
 from nanny.http.bookings import event_json
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response, money
+from nanny.http.responses import json_response, list_response
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
 from nanny.http.services import search_changed

@@ -10,11 +10,12 @@ from pydantic import Field, StringConstraints
 from nanny import ratelimit
 from nanny.db import users as db_users
 from nanny.emails import normalise_email
+from nanny.encoding import rfc3339
 from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
 from nanny.http.pages import clear_session_cookie, set_session_cookie
-from nanny.http.responses import json_response, rfc3339
+from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Email, FullName, Out, Password, Phone
 from nanny.keys import CHAT_HUB, POOL, SETTINGS
 

@@ -15,10 +15,12 @@ from aiohttp import web
 from pydantic import Field
 
 from nanny import events, ratelimit
+from nanny.access import is_participant, may_view
 from nanny.config import Settings
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.db.bookings import CancelReason, CreationOutcome
+from nanny.encoding import rfc3339
 from nanny.errors import (
     Conflict,
     Forbidden,
@@ -30,9 +32,10 @@ from nanny.errors import (
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
-from nanny.http.responses import json_response, list_response, rfc3339
-from nanny.http.schemas import Body, Id, Out, Paging, Timestamp
+from nanny.http.responses import json_response, list_response
+from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import POOL, SETTINGS
+from nanny.validation import Id, Timestamp
 
 routes = web.RouteTableDef()
 
@@ -134,15 +137,11 @@ def event_json(booking: db_bookings.Booking) -> dict:
     return booking_json(booking, None)
 
 
-def is_participant(booking: db_bookings.Booking, user: db_users.User) -> bool:
-    return user.user_id in (booking.owner_id, booking.sitter_id)
-
-
 async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
     """The booking if the caller is a participant or an admin; 404 otherwise (its existence is
     private)."""
     booking = await db_bookings.get_booking(conn, booking_id)
-    if booking is None or not (is_participant(booking, user) or user.role == "admin"):
+    if booking is None or not may_view(booking, user.user_id, user.role):
         raise NotFound("No such booking")
     return booking
 
@@ -276,7 +275,7 @@ async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs
     booking = await visible_booking(conn, booking_id, user)
     if actor == "sitter" and user.user_id != booking.sitter_id:
         raise Forbidden("Only the booking's sitter may do this")
-    if actor == "participant" and not is_participant(booking, user):
+    if actor == "participant" and not is_participant(booking, user.user_id):
         raise Forbidden("Only the booking's owner or sitter may do this")
     raise Conflict(
         f"The booking is {booking.status}; this needs {needs}",

@@ -1,20 +1,20 @@
-"""Chat over REST: history, send and read marks, for apps in the background. Sends and read
-marks go through the same hub calls as the WebSocket frames, so they are stored, numbered and
-delivered live exactly alike."""
+"""Chat over REST: history, send and read marks, for apps in the background. They call the same
+use cases as the WebSocket frames (nanny/chat/messages.py), so messages are checked, stored,
+numbered and delivered live exactly alike."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from pydantic import Field
 
-from nanny.db import chat as db_chat
+from nanny.chat.messages import message_json
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, ClientId, MessageContent, Out, Paging, Seq
-from nanny.keys import CHAT_HUB, POOL
-from nanny.ws.rooms import message_json
+from nanny.http.schemas import Body, Out, Paging
+from nanny.keys import CHAT
+from nanny.validation import ClientId, MessageContent, Seq
 
 routes = web.RouteTableDef()
 
@@ -39,7 +39,7 @@ class ReadBody(Body):
     seq: int = Field(ge=1, le=2**53, description="everything up to this seq is read")
 
 
-class MessageOut(Out):
+class ChatMessageOut(Out):
     message_id: int
     booking_id: int
     chat_id: int
@@ -55,25 +55,22 @@ class MessageOut(Out):
     "A booking's chat history, ascending seq (X-Total-Count counts the seq range)",
     tag="chat",
     query=HistoryQuery,
-    response=list[MessageOut],
+    response=list[ChatMessageOut],
     roles=(),
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
 async def list_messages(
     request: web.Request, user: db_users.User, query: HistoryQuery
 ) -> web.Response:
-    booking_id = path_id(request)
-    access = await request.app[CHAT_HUB].require_reader(user.user_id, user.role, booking_id)
-    async with request.app[POOL].acquire() as conn:
-        messages, total = await db_chat.list_messages(
-            conn,
-            access.chat_id,
-            after_seq=query.after_seq,
-            before_seq=query.before_seq,
-            limit=query.limit,
-            offset=query.offset,
-            newest_first=query.before_seq is not None and query.after_seq is None,
-        )
+    messages, total = await request.app[CHAT].history(
+        user.user_id,
+        user.role,
+        path_id(request),
+        after_seq=query.after_seq,
+        before_seq=query.before_seq,
+        limit=query.limit,
+        offset=query.offset,
+    )
     return list_response([message_json(m) for m in messages], total)
 
 
@@ -82,16 +79,14 @@ async def list_messages(
     "Send a message; delivered live exactly as a WebSocket send",
     tag="chat",
     body=SendBody,
-    response=MessageOut,
+    response=ChatMessageOut,
     status=201,
     roles=(),
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
 async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
-    booking_id = path_id(request)
-    request.app[CHAT_HUB].refuse_admin_writes(user.role)
-    message, _ = await request.app[CHAT_HUB].send_message(
-        user.user_id, booking_id, body.content, body.client_id
+    message, _ = await request.app[CHAT].send_message(
+        user.user_id, user.role, path_id(request), body.content, body.client_id
     )
     # A retried client_id answers 201 with the original message, like the first attempt.
     return json_response(message_json(message), status=201)
@@ -107,7 +102,5 @@ async def send_message(request: web.Request, user: db_users.User, body: SendBody
     errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
 )
 async def mark_read(request: web.Request, user: db_users.User, body: ReadBody) -> web.Response:
-    booking_id = path_id(request)
-    request.app[CHAT_HUB].refuse_admin_writes(user.role)
-    await request.app[CHAT_HUB].mark_read(user.user_id, booking_id, body.seq)
+    await request.app[CHAT].mark_read(user.user_id, user.role, path_id(request), body.seq)
     return web.Response(status=204)

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from nanny.errors import NannyError, ValidationFailed
 from nanny.http import security
-from nanny.http.schemas import MAX_ID
 from nanny.inflight import waiting_for_cpu
 from nanny.keys import CPU_EXECUTOR
+from nanny.validation import MAX_ID, validation_error
 
 # Parsing a body this large is done in a worker thread so the loop keeps serving.
 _OFFLOAD_BYTES = 64 * 1024
@@ -82,30 +82,6 @@ def endpoint(
         return wrapped
 
     return decorate
-
-
-def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
-
-
-def validation_error(exc: ValidationError, where: str = "body") -> ValidationFailed:
-    first = exc.errors(include_url=False)[0]
-    name = _field_name(first["loc"])
-    kind = first["type"]
-    if kind == "json_invalid":
-        return ValidationFailed(
-            f"Malformed JSON: {first['msg'].removeprefix('Invalid JSON: ')}",
-            details={"field": where},
-        )
-    if kind == "extra_forbidden":
-        message = f"Unknown field '{name}'"
-    elif kind == "missing":
-        message = f"Field '{name}' is required"
-    elif kind == "model_type":
-        message = f"The {where} must be a JSON object"
-    else:
-        message = f"Invalid '{name}': {first['msg'].removeprefix('Value error, ')}"
-    return ValidationFailed(message, details={"field": name, "reason": kind})
 
 
 def _nul_field(value: Any, path: str) -> str | None:

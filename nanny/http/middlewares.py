@@ -14,12 +14,13 @@ import asyncpg
 from aiohttp import web
 
 from nanny import metrics
+from nanny.client_address import client_address
+from nanny.db.pool import DATABASE_UNAVAILABLE
 from nanny.errors import NannyError, RateLimited
-from nanny.http.client_address import client_address
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
 from nanny.inflight import was_refused
-from nanny.keys import IN_FLIGHT
+from nanny.keys import IN_FLIGHT, METRICS
 
 log = logging.getLogger("nanny.http")
 access_log = logging.getLogger("nanny.access")
@@ -29,7 +30,7 @@ _QUIET_ROUTES = frozenset({"/api/health", "/metrics"})
 # nginx's code for "the client closed the connection before the answer".
 CLIENT_CLOSED = 499
 
-REQUEST_ID_KEY = "nanny_request_id"
+REQUEST_ID_KEY = web.RequestKey("nanny_request_id", str)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Our own request ids: a random per-process prefix and a counter, unique across processes and
 # hosts without a uuid4 (a system call and an object) per request.
@@ -45,18 +46,6 @@ HTTP_CODES = {
     413: ("payload_too_large", "The request body is larger than 1 MiB"),
     415: ("unsupported_media_type", "Unsupported media type"),
 }
-
-# Failures of the database connection itself: the service is unavailable, not broken.
-_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-)
-
 
 _UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 
@@ -110,7 +99,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             "A concurrent change got there first; retry the request",
             {"request_id": rid},
         )
-    except _UNAVAILABLE as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("database unavailable (request %s): %r", rid, exc)
         response = error_response(
             503,
@@ -179,7 +168,7 @@ async def access_middleware(request: web.Request, handler) -> web.StreamResponse
 
 def _observe(request: web.Request, status: int, seconds: float) -> None:
     route = route_template(request)
-    metrics.observe_request(request.app, request.method, route, status, seconds)
+    request.app[METRICS].observe_request(request.method, route, status, seconds)
     level = logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO
     if not access_log.isEnabledFor(level):
         return

@@ -18,7 +18,8 @@ from pydantic.json_schema import models_json_schema
 from nanny.errors import NannyError, Unauthorized, Unavailable, ValidationFailed
 from nanny.http.endpoint import SPEC_ATTR, EndpointSpec
 from nanny.http.responses import json_response
-from nanny.http.schemas import ErrorOut, Id
+from nanny.http.schemas import ErrorOut
+from nanny.validation import Id
 
 routes = web.RouteTableDef()
 

@@ -17,11 +17,12 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
+from nanny.access import is_participant, may_view
+from nanny.client_address import came_over_https
 from nanny.db import booking_views
 from nanny.db import users as db_users
 from nanny.errors import Unauthorized, ValidationFailed
 from nanny.http import security
-from nanny.http.client_address import came_over_https
 from nanny.http.endpoint import path_id
 from nanny.keys import POOL, SETTINGS
 
@@ -196,13 +197,17 @@ async def chat_page(request: web.Request, session: Session) -> web.StreamRespons
         booking = await booking_views.get_booking_header(conn, booking_id)
     user = session.user
     # 404 rather than 403: whether someone else's booking exists is none of the caller's business.
-    if booking is None or (
-        user.role != "admin" and user.user_id not in (booking.owner_id, booking.sitter_id)
-    ):
+    if booking is None or not may_view(booking, user.user_id, user.role):
         return not_found
     if user.user_id == booking.sitter_id:
         other_id, other_name = booking.owner_id, booking.owner_name
     else:
         other_id, other_name = booking.sitter_id, booking.sitter_name
-    context = {"page": "chat", "booking": booking, "other_id": other_id, "other_name": other_name}
+    context = {
+        "page": "chat",
+        "booking": booking,
+        "other_id": other_id,
+        "other_name": other_name,
+        "participant": is_participant(booking, user.user_id),
+    }
     return render(request, "chat.html", context, session=session)

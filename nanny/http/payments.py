@@ -9,11 +9,12 @@ import asyncpg
 from aiohttp import web
 from pydantic import Field
 
+from nanny.access import may_view
 from nanny.db import bookings as db_bookings
 from nanny.db import payments as db_payments
 from nanny.db import users as db_users
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from nanny.http.bookings import is_participant, visible_booking
+from nanny.http.bookings import visible_booking
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
@@ -68,7 +69,7 @@ async def pay_booking(
                 # Share lock: a racing cancel either waits and then refunds this payment, or
                 # commits first and this request sees the booking cancelled.
                 booking = await db_bookings.lock_booking(conn, booking_id)
-                if booking is None or not (is_participant(booking, user) or user.role == "admin"):
+                if booking is None or not may_view(booking, user.user_id, user.role):
                     raise NotFound("No such booking")
                 if user.user_id != booking.owner_id:
                     raise Forbidden("Only the booking's owner may pay it")

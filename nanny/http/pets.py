@@ -14,8 +14,9 @@ from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, Out, Paging, Text, no_nul
+from nanny.http.schemas import Body, Out, Paging, Text
 from nanny.keys import POOL
+from nanny.validation import no_nul
 
 routes = web.RouteTableDef()
 

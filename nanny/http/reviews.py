@@ -18,9 +18,10 @@ from nanny.db.users import User
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
-from nanny.http.schemas import Body, Id, Out, Paging
+from nanny.http.schemas import Body, Out, Paging
 from nanny.http.services import search_changed
 from nanny.keys import POOL
+from nanny.validation import Id
 
 routes = web.RouteTableDef()
 

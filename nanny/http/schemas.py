@@ -3,13 +3,11 @@ bases; the same classes validate requests and generate the OpenAPI document."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,6 +16,7 @@ from pydantic import (
 )
 
 from nanny.emails import normalise_email
+from nanny.validation import no_nul
 
 
 class Body(BaseModel):
@@ -47,10 +46,6 @@ class ErrorOut(Out):
     error: str
     code: str
     details: dict | None = None
-
-
-class MessageOut(Out):
-    message: str
 
 
 def _fits_bcrypt(value: str) -> str:
@@ -89,46 +84,4 @@ Money = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
 ]
-
-
-def no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refusing it here keeps it a 400, not a database error.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(no_nul)]
-# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
-# safely retryable and is unique per sender.
-MessageContent = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
-    AfterValidator(no_nul),  # WebSocket frames do not pass through parse_body's NUL check
-]
-ClientId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
-    Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
-]
-
-
-def _storable_time(value: datetime) -> datetime:
-    # asyncpg sends the UTC value: past year 9999 it overflows (a 500 once), and exactly
-    # 9999-12-31T23:59:59.999999 or 0001-01-01T00:00 become PostgreSQL's +-infinity.
-    try:
-        utc = value.astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:
-        utc = datetime.max
-    if not datetime.min < utc < datetime.max:
-        raise ValueError("must lie between 0001-01-01 and 9999-12-31 in UTC")
-    return value
-
-
-# Every time the API reads, in bodies and query parameters alike.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
-# Every id is a PostgreSQL `integer`: anything outside 1..MAX_ID is a 400, never a database error.
-MAX_ID = 2_147_483_647
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-BookingId = Id  # the name the WebSocket frames import
-Seq = Annotated[int, Field(ge=0, le=2**53)]

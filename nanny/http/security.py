@@ -18,20 +18,18 @@ from aiohttp import web
 from nanny.config import Settings
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, Unauthorized
-from nanny.http.schemas import MAX_ID
 from nanny.inflight import waiting_for_cpu
 from nanny.keys import CHAT_HUB, CPU_EXECUTOR, DUMMY_HASH, POOL, SETTINGS, USER_CACHE
+from nanny.validation import MAX_ID
 
 ALGORITHM = "HS256"
 TOKEN_COOKIE = "nanny_token"
-USER_KEY = "nanny_user"
+USER_KEY = web.RequestKey("nanny_user", db_users.User)
 # A user id as issue_token writes it: ASCII digits, no sign, space or leading zero, and within
 # PostgreSQL's integer (str.isdigit would take "²", which int() refuses, and "٢", which it reads
 # as 2).
 _SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
 
-
-CLAIMS_KEY = "nanny_token_claims"
 # A token's id as issue_token writes it (secrets.token_urlsafe), or any other short one.
 _TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -46,6 +44,10 @@ class TokenClaims:
     # The user's token generation when it was issued (gen): changing the password raises the
     # user's, ending every token issued before.
     generation: int
+
+
+# The verified claims of the request's token, beside its user.
+CLAIMS_KEY = web.RequestKey("nanny_token_claims", TokenClaims)
 
 
 def issue_token(

@@ -13,12 +13,14 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from nanny.db import services as db_services
 from nanny.db import users as db_users
+from nanny.encoding import dumps
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import dumps, json_response, list_response
-from nanny.http.schemas import Body, Money, Out, Paging, Text, no_nul
+from nanny.http.responses import json_response, list_response
+from nanny.http.schemas import Body, Money, Out, Paging, Text
 from nanny.keys import POOL, SEARCH_CACHE
+from nanny.validation import no_nul
 
 routes = web.RouteTableDef()
 

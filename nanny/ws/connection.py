@@ -12,6 +12,7 @@ import logging
 import struct
 import time
 from collections import deque
+from contextlib import AsyncExitStack
 from datetime import datetime
 
 from aiohttp import web
@@ -23,13 +24,13 @@ log = logging.getLogger("nanny.ws")
 # Close codes of API.md.
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4001
 
 
 # Frames written together in one system call, at most.
 _MAX_COALESCED = 64
+# How often a sender waiting for queue space looks whether the peer is still there.
+_PEER_CHECK_SECONDS = 0.5
 
 
 def text_frames(texts: list[str]) -> bytes:
@@ -57,8 +58,9 @@ class _Close:
         self.reason = reason
 
 
-class RateLimiter:
-    """A token bucket: `frames_per_second` sustained, `frame_burst` at once."""
+class TokenBucket:
+    """The frame rate limit of a connection: `frames_per_second` sustained, `frame_burst` at
+    once."""
 
     __slots__ = ("burst", "rate", "stamp", "strikes", "tokens")
 
@@ -86,6 +88,7 @@ class RateLimiter:
 class Connection:
     __slots__ = (
         "__weakref__",
+        "_close_deadline",
         "_expiry",
         "_queue",
         "_space",
@@ -96,11 +99,10 @@ class Connection:
         "closing",
         "cursors",
         "limits",
+        "memberships",
         "rate",
         "role",
-        "rooms",
         "shutdown_requested",
-        "token_expires_at",
         "user_id",
         "ws",
     )
@@ -110,11 +112,11 @@ class Connection:
         self.limits = limits
         self.user_id: int = 0
         self.role: str = ""
-        self.token_expires_at: datetime | None = None
         # booking_id -> the highest seq this connection has been sent in that room
         self.cursors: dict[int, int] = {}
-        self.rooms = self.cursors.keys()
-        self.rate = RateLimiter(limits.frames_per_second, limits.frame_burst)
+        # booking_id -> what the connection's subscription to that room holds (nanny/ws/rooms.py)
+        self.memberships: dict[int, AsyncExitStack] = {}
+        self.rate = TokenBucket(limits.frames_per_second, limits.frame_burst)
         self.busy = False
         self.shutdown_requested = False
         self.closing = False
@@ -123,11 +125,8 @@ class Connection:
         self._space: asyncio.Event | None = None
         self._transport = request.transport
         self._expiry: asyncio.TimerHandle | None = None
+        self._close_deadline: asyncio.TimerHandle | None = None
         self._writer = asyncio.create_task(self._write(), name="nanny-ws-writer")
-
-    @property
-    def authenticated(self) -> bool:
-        return self.user_id != 0
 
     def send(self, text: str) -> None:
         """Queue a frame; a client whose queue is full is disconnected."""
@@ -140,18 +139,45 @@ class Connection:
         self._queue.append(text)
         self._wakeup.set()
 
-    async def send_paced(self, text: str) -> None:
+    async def send_paced(self, text: str) -> bool:
         """Queue a frame, first waiting while the queue is more than half full: for long
-        replays the client asked for, which must not trip the slow-reader cut-off."""
-        while not self.closing and len(self._queue) >= self.limits.send_queue_frames // 2:
+        replays the client asked for, which must not trip the slow-reader cut-off. False, and
+        nothing queued, once the connection is ending or the server stopping: the caller stops
+        sending."""
+        half = self.limits.send_queue_frames // 2
+        while len(self._queue) >= half and not self._ending():
+            if self._peer_gone():
+                self._stop()
+                break
             if self._space is None:
                 self._space = asyncio.Event()
             self._space.clear()
-            await self._space.wait()
+            # The transport can be closed under us (a heartbeat timeout) without any write
+            # failing or space appearing: look again now and then.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._space.wait(), _PEER_CHECK_SECONDS)
+        if self._ending():
+            return False
         self.send(text)
+        return True
+
+    def _ending(self) -> bool:
+        return self.closing or self.shutdown_requested
+
+    def _peer_gone(self) -> bool:
+        transport = self._transport
+        return self.ws.closed or transport is None or transport.is_closing()
+
+    def request_shutdown(self) -> None:
+        """The server is stopping: the frame in hand is finished (a replay stops early), then
+        the hub closes the connection."""
+        self.shutdown_requested = True
+        if self._space is not None:
+            self._space.set()
 
     def close(self, code: int, reason: str) -> None:
-        """Close after the frames already queued; later frames are dropped."""
+        """Close after the frames already queued; later frames are dropped. A peer that does
+        not take the close within `close_timeout` (it stopped reading) is cut off."""
         if self.closing:
             return
         self.closing = True
@@ -159,22 +185,31 @@ class Connection:
         self._wakeup.set()
         if self._space is not None:
             self._space.set()
+        loop = asyncio.get_running_loop()
+        self._close_deadline = loop.call_later(self.limits.close_timeout, self.abort)
 
     def abort(self) -> None:
         """Cut the connection at once, discarding what is queued."""
-        self.closing = True
-        self._queue.clear()
+        self._stop()
         self._writer.cancel()
-        if self._space is not None:
-            self._space.set()
         if self._transport is not None:
             self._transport.abort()
+
+    def _stop(self) -> None:
+        """Nothing more goes out: what is queued is dropped, a sender waiting for space stops,
+        the token's expiry and the close's deadline are off."""
+        self.closing = True
+        self._queue.clear()
+        if self._space is not None:
+            self._space.set()
         self.cancel_expiry()
+        if self._close_deadline is not None:
+            self._close_deadline.cancel()
+            self._close_deadline = None
 
     def expire_at(self, expires_at: datetime) -> None:
         """Close with 4001 when the token expires (a `refresh` moves the moment)."""
         self.cancel_expiry()
-        self.token_expires_at = expires_at
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at.timestamp() - time.time())
         self._expiry = loop.call_later(delay, self.close, CLOSE_UNAUTHORIZED, "token expired")
@@ -219,18 +254,23 @@ class Connection:
             raise
         except Exception as exc:  # the peer went away mid-write
             log.debug("writer for user %s stopped: %r", self.user_id, exc)
-            self.closing = True
-            queue.clear()
+            self._stop()
+            if self._transport is not None:
+                self._transport.abort()
 
     async def finish(self) -> None:
         """Stop the writer once the handler is done reading."""
-        self.cancel_expiry()
-        if self.closing and not self._writer.done():
-            # Our close frame is out or queued: let the writer finish the closing handshake.
-            await asyncio.wait([self._writer], timeout=2.0)
-        self.closing = True
+        if self.closing and not self._writer.done() and not self._peer_gone():
+            # Our close frame is out or queued: let the writer finish the closing handshake
+            # (the close's deadline cuts a peer that does not take it).
+            await asyncio.wait([self._writer], timeout=self.limits.close_timeout)
+        self._stop()
+        transport = self._transport
         if not self._writer.done():
             self._writer.cancel()
+            if transport is not None and transport.get_write_buffer_size():
+                # Stuck writing to a peer that does not read: cut the socket now rather than
+                # leave it (and what it holds) to the kernel's retries.
+                transport.abort()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._writer
-        self._queue.clear()

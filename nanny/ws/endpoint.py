@@ -1,6 +1,7 @@
 """GET /api/ws: authentication at the upgrade or by a first `auth` frame, then one frame at a
-time from the client; plus the chat's cleanup_ctx (broker, hub, presence heartbeat) and the
-shutdown hook that closes every socket with 1001."""
+time from the client, each handled by the app's registered commands (nanny/ws/commands.py);
+plus the chat's cleanup_ctx (broker, hub, chat use cases, presence heartbeat) and the shutdown
+hook that closes every socket with 1001."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from nanny import ratelimit
+from nanny.chat.messages import Chat
+from nanny.encoding import dumps
 from nanny.errors import (
     Forbidden,
     NannyError,
@@ -24,13 +27,23 @@ from nanny.errors import (
 from nanny.events import on_booking_changed
 from nanny.http import security
 from nanny.http.headers import cors_grant
-from nanny.http.responses import dumps
-from nanny.keys import CHAT_HUB, HEALTH_CHECKS, SETTINGS, WS_LIMITS
+from nanny.keys import (
+    CHAT,
+    CHAT_HUB,
+    HEALTH_CHECKS,
+    METRICS,
+    POOL,
+    SETTINGS,
+    USER_CACHE,
+    WS_COMMANDS,
+    WS_LIMITS,
+)
 from nanny.ws import commands
-from nanny.ws.broker import Broker, InProcessBroker, RedisBroker
+from nanny.ws.broker import Broker, InProcessBroker
 from nanny.ws.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_UNAUTHORIZED, Connection
-from nanny.ws.protocol import dispatch, error_frame, parse
-from nanny.ws.rooms import ChatHub
+from nanny.ws.hub import ChatHub
+from nanny.ws.protocol import error_frame, parse
+from nanny.ws.redis_broker import RedisBroker
 
 log = logging.getLogger("nanny.ws")
 routes = web.RouteTableDef()
@@ -58,7 +71,7 @@ async def _upgrade_user(request: web.Request):
     token, source = found
     if source == "cookie":
         check_origin(request)
-    user, claims = await commands.user_for_token(request.app[CHAT_HUB], token)
+    user, claims = await commands.user_for_token(request.app, token)
     await ratelimit.check_ws_connect_rate(request.app, user.user_id)
     return user, claims
 
@@ -75,40 +88,34 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     if not ws.can_prepare(request).ok:
         raise ValidationFailed("GET /api/ws expects a WebSocket upgrade")
-    # The user's booking events are heard here before the client learns it is signed in (the
-    # upgrade's answer, or the `authenticated` frame), so none falls in between.
-    feed_user = None
-    try:
+    # What the connection holds is let go in reverse order however it ends.
+    async with contextlib.AsyncExitStack() as held:
+        # The user's booking events are heard here before the client learns it is signed in
+        # (the upgrade's answer, or the `authenticated` frame), so none falls in between.
         if authenticated is not None:
-            feed_user = authenticated[0].user_id
-            await hub.hold_user_feed(feed_user)
+            await held.enter_async_context(hub.feeds.hold(authenticated[0].user_id))
         await ws.prepare(request)
         conn = Connection(ws, request, limits)
-        hub.add_connection(conn)
-        try:
-            if authenticated is None:
-                authenticated = await _first_frame_auth(hub, conn)
-                if authenticated is not None:
-                    feed_user = authenticated[0].user_id
-                    await hub.hold_user_feed(feed_user)
-                    conn.send(dumps({"type": "authenticated", "user_id": feed_user}))
+        held.push_async_callback(conn.finish)
+        held.enter_context(hub.open_connection(conn))
+        held.push_async_callback(hub.rooms.leave_all, conn)
+        if authenticated is None:
+            authenticated = await _first_frame_auth(request.app, conn)
             if authenticated is not None:
-                user, claims = authenticated
-                conn.user_id = user.user_id
-                conn.role = user.role
-                conn.expire_at(claims.expires_at)
-                hub.authenticated(conn)
-                await _serve(hub, conn)
-        finally:
-            await hub.remove_connection(conn)
-            await conn.finish()
-    finally:
-        if feed_user is not None:
-            hub.release_user_feed(feed_user)
+                user_id = authenticated[0].user_id
+                await held.enter_async_context(hub.feeds.hold(user_id))
+                conn.send(dumps({"type": "authenticated", "user_id": user_id}))
+        if authenticated is not None:
+            user, claims = authenticated
+            conn.user_id = user.user_id
+            conn.role = user.role
+            conn.expire_at(claims.expires_at)
+            held.enter_context(hub.feeds.signed_in(conn))
+            await _serve(request.app, conn)
     return ws
 
 
-async def _first_frame_auth(hub: ChatHub, conn: Connection):
+async def _first_frame_auth(app: web.Application, conn: Connection):
     try:
         msg = await conn.ws.receive(timeout=conn.limits.auth_timeout)
     except TimeoutError:
@@ -125,20 +132,21 @@ async def _first_frame_auth(hub: ChatHub, conn: Connection):
     try:
         if not isinstance(token, str) or set(data) != {"type", "token"}:
             raise Unauthorized("The auth frame is {type: auth, token}")
-        user, claims = await commands.user_for_token(hub, token)
+        user, claims = await commands.user_for_token(app, token)
     except NannyError as exc:
         conn.close(CLOSE_UNAUTHORIZED, exc.message[:100])
         return None
     try:
-        await ratelimit.check_ws_connect_rate(hub.app, user.user_id)
+        await ratelimit.check_ws_connect_rate(app, user.user_id)
     except RateLimited as exc:
         conn.close(CLOSE_POLICY, exc.message[:100])
         return None
     return user, claims
 
 
-async def _serve(hub: ChatHub, conn: Connection) -> None:
+async def _serve(app: web.Application, conn: Connection) -> None:
     limits = conn.limits
+    commands = app[WS_COMMANDS]
     async for msg in conn.ws:
         if conn.closing:
             continue
@@ -161,7 +169,7 @@ async def _serve(hub: ChatHub, conn: Connection) -> None:
                 continue
             conn.busy = True
             try:
-                await dispatch(hub, conn, data, ref)
+                await commands.dispatch(app, conn, data, ref)
             finally:
                 conn.busy = False
             if conn.shutdown_requested:
@@ -171,7 +179,7 @@ async def _serve(hub: ChatHub, conn: Connection) -> None:
 
 
 async def _booking_listener(app: web.Application, booking: dict) -> None:
-    await app[CHAT_HUB].booking_changed(app, booking)
+    app[CHAT_HUB].booking_changed(booking)
 
 
 def make_broker(app: web.Application) -> Broker:
@@ -186,11 +194,20 @@ def make_broker(app: web.Application) -> Broker:
 
 
 async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The chat's resources, opened after the pool and closed before it."""
+    """The chat's resources, opened after the pool and closed before it: the broker, the hub
+    (this process's connections and rooms) and the chat's use cases, which fan out through it."""
     settings = app[SETTINGS]
     broker = make_broker(app)
-    hub = ChatHub(app, broker, app[WS_LIMITS], settings.presence_ttl_seconds)
+    hub = ChatHub(
+        broker,
+        app[WS_LIMITS],
+        pool=app[POOL],
+        user_cache=app[USER_CACHE],
+        metrics=app[METRICS],
+        presence_ttl=settings.presence_ttl_seconds,
+    )
     app[CHAT_HUB] = hub
+    app[CHAT] = chat = Chat(app[POOL], app[METRICS], hub)
     if isinstance(broker, RedisBroker):
         app[HEALTH_CHECKS]["redis"] = broker.ping
     await broker.start()
@@ -201,6 +218,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await heartbeat
     await hub.stop()
+    await chat.stop()
     await broker.close()
 
 

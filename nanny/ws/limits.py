@@ -17,3 +17,4 @@ class WsLimits:
     rooms_per_connection: int = 200
     gap_wait: float = 0.03  # seconds a room waits for a missing seq before reading it
     shutdown_grace: float = 10.0  # seconds shutdown waits for sockets to finish in-flight work
+    close_timeout: float = 2.0  # seconds a closing peer has to take our close frame

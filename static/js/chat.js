@@ -12,7 +12,8 @@ const nameOf = {
   [root.dataset.ownerId]: root.dataset.ownerName,
   [root.dataset.sitterId]: root.dataset.sitterName,
 };
-const isParticipant = me.id === Number(root.dataset.ownerId) || me.id === Number(root.dataset.sitterId);
+// Whether the viewer takes part (or only watches, as an admin) is the server's rule, not ours.
+const isParticipant = root.dataset.participant === 'true';
 
 const PAGE = 40;
 const RETRY_MS = 4000;

@@ -21,7 +21,7 @@ import asyncpg
 
 from nanny.db import chat as db_chat
 
-log = logging.getLogger("nanny.ws.batch")
+log = logging.getLogger("nanny.chat.batch")
 
 Stored = tuple[db_chat.Message, bool] | None
 
@@ -79,7 +79,7 @@ class MessageBatcher:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-        except asyncio.CancelledError:  # the hub is stopping: no batch starts after this one
+        except asyncio.CancelledError:  # the chat is stopping: no batch starts after this one
             for _, future in [*batch, *self._queue]:
                 future.cancel()
             self._queue.clear()

@@ -17,7 +17,7 @@ from nanny.keys import SETTINGS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_ADDRESS_KEY = "nanny_client_address"
+_ADDRESS_KEY = web.RequestKey("nanny_client_address", str)
 
 
 def parse_ip(text: str) -> IPAddress | None:

@@ -1,0 +1,78 @@
+"""Validation shared by the REST bodies and the WebSocket frames: the field types both accept and
+how a refused value reads (`validation_error`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError
+
+from nanny.errors import ValidationFailed
+
+
+def no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps it a 400, not a database error.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
+# safely retryable and is unique per sender.
+MessageContent = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    AfterValidator(no_nul),  # WebSocket frames do not pass through parse_body's NUL check
+]
+ClientId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="the client's id for the message (e.g. a UUID), printable ASCII"),
+]
+# Every id is a PostgreSQL `integer`: anything outside 1..MAX_ID is a 400, never a database error.
+MAX_ID = 2_147_483_647
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Seq = Annotated[int, Field(ge=0, le=2**53)]
+
+
+def _storable_time(value: datetime) -> datetime:
+    # asyncpg sends the UTC value: past year 9999 it overflows (a 500 once), and exactly
+    # 9999-12-31T23:59:59.999999 or 0001-01-01T00:00 become PostgreSQL's +-infinity.
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        utc = datetime.max
+    if not datetime.min < utc < datetime.max:
+        raise ValueError("must lie between 0001-01-01 and 9999-12-31 in UTC")
+    return value
+
+
+# Every time the API reads, in bodies, query parameters and frames alike.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_error(exc: ValidationError, where: str = "body") -> ValidationFailed:
+    """The API's validation_error for the first problem pydantic found in `where` (the body,
+    the query, a frame)."""
+    first = exc.errors(include_url=False)[0]
+    name = _field_name(first["loc"])
+    kind = first["type"]
+    if kind == "json_invalid":
+        return ValidationFailed(
+            f"Malformed JSON: {first['msg'].removeprefix('Invalid JSON: ')}",
+            details={"field": where},
+        )
+    if kind == "extra_forbidden":
+        message = f"Unknown field '{name}'"
+    elif kind == "missing":
+        message = f"Field '{name}' is required"
+    elif kind == "model_type":
+        message = f"The {where} must be a JSON object"
+    else:
+        message = f"Invalid '{name}': {first['msg'].removeprefix('Value error, ')}"
+    return ValidationFailed(message, details={"field": name, "reason": kind})
