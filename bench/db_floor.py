@@ -54,7 +54,7 @@ FROM bookings WHERE booking_id = :id;
 """,
     "create": PICK
     + f"""SELECT (nanny_create_booking(c.owner_id, c.sitter_id, c.pet_id, c.service_id,
-        {START}, {END}, 1000000, {SITTER_CALENDAR_LOCK})).outcome
+        {START}, {END}, 1000000, {SITTER_CALENDAR_LOCK}, 1000000)).outcome
 FROM bench_combos c WHERE c.i = :i;
 """,
     "insert": PICK

@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from nanny import PROJECT_ROOT, i18n, metrics, ratelimit
+from nanny import PROJECT_ROOT, i18n, inflight, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
@@ -33,6 +33,7 @@ from nanny.http import (
     pets,
     preferences,
     reviews,
+    security,
     services,
     sign_in,
 )
@@ -41,6 +42,7 @@ from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
     HEALTH_CHECKS,
+    IN_FLIGHT,
     METRICS,
     POOL,
     SEARCH_CACHE,
@@ -99,6 +101,15 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def finish_requests(app: web.Application) -> None:
+    """Answer every request in flight within SHUTDOWN_TIMEOUT_SECONDS (nanny.inflight)."""
+    caches = (app[USER_CACHE], app[SEARCH_CACHE])
+    await app[IN_FLIGHT].drain(
+        app[SETTINGS].shutdown_timeout_seconds,
+        also=lambda: [load for cache in caches for load in cache.loads()],
+    )
+
+
 def setup_pages(app: web.Application) -> None:
     """Templates (autoescaped: user data is never markup) in each language, and the static
     scripts and styles. The default environment is the API documentation's (English only, as
@@ -128,18 +139,21 @@ def create_app(settings: Settings) -> web.Application:
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
     app[WS_COMMANDS] = ws_commands.chat_commands()
+    app[IN_FLIGHT] = inflight.InFlight()
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
     app.on_shutdown.append(log_shutdown)
     app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
+    app.cleanup_ctx.append(security.dummy_hash_ctx)
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     # The chat hub subscribes to booking events, so it starts before the expiry task emits any.
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
     app.cleanup_ctx.append(expiry_ctx)
     app.on_shutdown.append(ws_endpoint.close_sockets)
+    app.on_shutdown.append(finish_requests)
     app.add_routes(auth.routes)
     app.add_routes(preferences.routes)  # right after GET /api/auth/me: one resource for the path
     app.add_routes(health.routes)

@@ -256,6 +256,7 @@ async def _write_bulk(
                         start,
                         end,
                         status,
+                        "owner" if status == "cancelled" else None,  # cancel_reason
                         amount,
                         start - timedelta(days=2),
                         end if status == "completed" else now,

@@ -7,6 +7,7 @@ this process clear it at once; other processes see a change within `ttl`."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -29,7 +30,11 @@ class TtlCache:
             return hit[1]
         task = self._loading.get(key)
         if task is None:
-            task = loop.create_task(self._load(key, load, self._generation))
+            # A context of its own: the load serves every waiter, not the request that began it
+            # (nanny.inflight must not count its database use as that request's).
+            task = loop.create_task(
+                self._load(key, load, self._generation), context=contextvars.Context()
+            )
             # Retrieve a failure even when every waiter was cancelled.
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._loading[key] = task
@@ -40,18 +45,26 @@ class TtlCache:
         try:
             value = await load()
         finally:
-            self._loading.pop(key, None)
+            if self._loading.get(key) is asyncio.current_task():  # not a newer load
+                del self._loading[key]
         if generation == self._generation:
             if len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = (asyncio.get_running_loop().time() + self.ttl, value)
         return value
 
+    def loads(self) -> list[asyncio.Task]:
+        """The loads under way (a shutdown lets them end before the pool closes)."""
+        return list(self._loading.values())
+
     def forget(self, key: Hashable) -> None:
-        """Drop one entry; a load already under way must not bring it back."""
+        """Drop one entry; a load already under way must not bring it back, nor hand what it
+        read before the change to a request that comes after it."""
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
         self._generation += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()
         self._generation += 1

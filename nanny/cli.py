@@ -117,24 +117,23 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
     gracefully (sockets closed with 1001 after in-flight work). The workers of a supervisor
     (its pid) share the port and stop with it."""
-    from aiohttp import web
-
+    from nanny import server
     from nanny.app import create_app
+    from nanny.inflight import leftover_timeout
 
     configure_logging(settings)
     tune_gc()
     if supervisor is not None:
         stop_with_supervisor(supervisor)
-    web.run_app(
+    server.run(
         create_app(settings),
-        host=host,
-        port=port,
+        host,
+        port,
         reuse_port=supervisor is not None,
-        access_log=None,
-        # SIGTERM/SIGINT: stop listening, let in-flight requests finish within this bound, then
-        # run every cleanup_ctx (background tasks, Redis, the pool) and return, so we exit 0.
-        shutdown_timeout=settings.shutdown_timeout_seconds,
-        print=lambda msg: log.info("%s", msg.strip()),
+        # SIGTERM/SIGINT: stop listening; the app finishes or refuses its requests within most
+        # of SHUTDOWN_TIMEOUT_SECONDS (nanny.inflight), the server waits at most the rest; then
+        # every cleanup_ctx runs (background tasks, Redis, the pool) and we exit 0.
+        shutdown_timeout=leftover_timeout(settings.shutdown_timeout_seconds),
     )
 
 
@@ -154,13 +153,21 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="nanny-metrics-")
     os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
 
+    procs: list = [None] * workers
+
     def request_stop(signum, frame) -> None:
         nonlocal stopping
+        if stopping:  # a second signal would cut a worker's graceful stop short
+            return
         stopping = True
+        # Passed on at once: the workers' shutdown timeout starts with ours, not at the wait
+        # loop's next turn half a second later.
+        for proc in procs:
+            if proc is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    procs: list = [None] * workers
     started = [0.0] * workers
     quick_deaths = [0] * workers
 
@@ -194,10 +201,8 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
                 if not stopping:
                     spawn(i)
         log.info("stopping %d workers", workers)
-        for proc in procs:
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 25
+        # The workers finish within the timeout; the margin covers closing pools and exiting.
+        deadline = time.monotonic() + settings.shutdown_timeout_seconds + 5
         for proc in procs:
             proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
@@ -210,13 +215,18 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from nanny.server import check_port
+
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.workers > 1 and not settings.redis_url:
         raise ConfigError(
             f"--workers {args.workers} needs REDIS_URL: the processes share chat rooms "
             "through Redis"
         )
+    check_port(args.host, args.port)
     settings = resolve_database(settings)
     # Once, here, before any worker starts.
     _migrate(settings)

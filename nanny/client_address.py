@@ -69,3 +69,15 @@ def _find(request: web.Request) -> str:
             return str(address)
         remote = str(address)
     return remote  # every hop is a trusted proxy: the request started inside them
+
+
+def came_over_https(request: web.Request) -> bool:
+    """Whether the client used HTTPS: to us directly, or to a trusted proxy that says so in
+    `X-Forwarded-Proto` (from anyone else the header is ignored)."""
+    if request.secure:
+        return True
+    proxies = request.app[SETTINGS].trusted_proxies
+    if not proxies or not _trusted(parse_ip(request.remote or ""), proxies):
+        return False
+    forwarded = ",".join(request.headers.getall("X-Forwarded-Proto", ()))
+    return "https" in (proto.strip().lower() for proto in forwarded.split(","))

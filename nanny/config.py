@@ -17,6 +17,7 @@ class ConfigError(Exception):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PRODUCTION_SECRET = 32
+MAX_HORIZON_DAYS = 1_000_000
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,8 +60,13 @@ class Settings:
     bcrypt_rounds: int = 12
     db_pool_min: int = 2
     db_pool_max: int = 10
-    # How many bookings one owner may have waiting for an answer at once (API.md: 10).
+    # How many bookings one owner may have waiting for an answer at once (API.md: 10), and how
+    # many of them for one sitter.
     max_pending_bookings: int = 10
+    max_pending_per_sitter: int = 2
+    # A request the sitter leaves unanswered this long expires; a start at most this far ahead.
+    pending_ttl_hours: float = 72.0
+    booking_horizon_days: int = 365
     rate_limit_enabled: bool = True
     rate_login_per_ip: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_IP"]
     rate_login_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_LOGIN_PER_EMAIL"]
@@ -70,8 +76,10 @@ class Settings:
     rate_ws_connect_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_WS_CONNECT_PER_USER"]
     metrics_allow: tuple[IPNetwork, ...] = DEFAULT_METRICS_ALLOW
     metrics_token: str = field(default="", repr=False)
-    # Reverse proxies whose X-Forwarded-For is believed (none: the header is ignored).
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (none: ignored).
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Session cookies always Secure (production's default); else only over HTTPS.
+    cookie_secure: bool = False
     startup_timeout_seconds: float = 60.0
     shutdown_timeout_seconds: float = 10.0
     # How long a process may answer a repeated service search from memory (0 disables).
@@ -205,13 +213,19 @@ def _jwt_secret(env: Mapping[str, str], production: bool, data_dir: Path) -> str
         return secret
     # Development: one random secret per data dir, so tokens survive restarts.
     path = data_dir / "jwt_secret"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"NANNY_DATA_DIR {data_dir} cannot hold the development JWT secret "
+            f"({exc.strerror}): set NANNY_DATA_DIR to a folder this user may write, or JWT_SECRET"
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(secret)
     return secret
@@ -237,6 +251,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not 4 <= rounds <= 16:
         raise ConfigError(f"BCRYPT_ROUNDS must be between 4 and 16, got {rounds}")
     pool_max = _positive_number(env, "DB_POOL_MAX", 10, integer=True)
+    horizon = _positive_number(env, "BOOKING_HORIZON_DAYS", 365, integer=True)
+    if horizon > MAX_HORIZON_DAYS:  # a start must stay below year 9999
+        raise ConfigError(f"BOOKING_HORIZON_DAYS must be at most {MAX_HORIZON_DAYS}, got {horizon}")
     production = nanny_env == "production"
     redis_prefix = env.get("REDIS_PREFIX", "").strip() or "nanny"
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", redis_prefix):
@@ -257,6 +274,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_min=min(2, pool_max),
         db_pool_max=pool_max,
         max_pending_bookings=_positive_number(env, "MAX_PENDING_BOOKINGS", 10, integer=True),
+        max_pending_per_sitter=_positive_number(env, "MAX_PENDING_PER_SITTER", 2, integer=True),
+        pending_ttl_hours=_positive_number(env, "PENDING_TTL_HOURS", 72.0),
+        booking_horizon_days=horizon,
         rate_limit_enabled=_flag(env, "RATE_LIMIT_ENABLED", True),
         rate_login_per_ip=_rate_limit(env, "RATE_LOGIN_PER_IP"),
         rate_login_per_email=_rate_limit(env, "RATE_LOGIN_PER_EMAIL"),
@@ -267,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_allow=_networks(env, "METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
         metrics_token=_metrics_token(env),
         trusted_proxies=_networks(env, "TRUSTED_PROXIES", ()),
+        cookie_secure=_flag(env, "COOKIE_SECURE", production),
         startup_timeout_seconds=_positive_number(env, "STARTUP_TIMEOUT_SECONDS", 60.0),
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
         search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),

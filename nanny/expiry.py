@@ -1,4 +1,6 @@
-"""The expiry task: bookings still pending more than 24 hours after their start are cancelled.
+"""The expiry task: pending bookings are cancelled, with the reason `expired`, once the sitter
+has left them unanswered for PENDING_TTL_HOURS (72) or once they are still pending 24 hours
+after their start.
 
 One run per interval across all processes and hosts
 ----------------------------------------------------
@@ -55,6 +57,7 @@ async def run_expiry_if_due(app: web.Application) -> float:
     """One attempt: run the expiry if it is due and no other process is running it.
     Returns the seconds until the next run is due."""
     interval = app[SETTINGS].expire_interval_seconds
+    unanswered_after = timedelta(hours=app[SETTINGS].pending_ttl_hours)
     async with app[POOL].acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", EXPIRY_LOCK):
             app[METRICS].expiry_ran(outcome="skipped")
@@ -66,7 +69,9 @@ async def run_expiry_if_due(app: web.Application) -> float:
         if since_last is not None and since_last < interval:
             app[METRICS].expiry_ran(outcome="skipped")
             return interval - since_last
-        cancelled = await db_bookings.expire_stale_bookings(conn, stale_after=STALE_AFTER)
+        cancelled = await db_bookings.expire_stale_bookings(
+            conn, stale_after=STALE_AFTER, unanswered_after=unanswered_after
+        )
         await conn.execute(
             """
             INSERT INTO task_runs (task, last_run_at) VALUES ($1, now())
@@ -76,9 +81,11 @@ async def run_expiry_if_due(app: web.Application) -> float:
         )
     app[METRICS].expiry_ran(expired=len(cancelled))
     log.info(
-        "expiry: cancelled %d booking(s) pending more than %d h after their start%s",
+        "expiry: cancelled %d booking(s) pending more than %d h after their start or "
+        "unanswered for %g h%s",
         len(cancelled),
         STALE_AFTER // timedelta(hours=1),
+        app[SETTINGS].pending_ttl_hours,
         (": " + ", ".join(str(b.booking_id) for b in cancelled)) if cancelled else "",
     )
     for booking in cancelled:

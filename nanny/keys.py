@@ -14,6 +14,7 @@ from nanny.cache import TtlCache
 from nanny.catalogs import I18n
 from nanny.chat.messages import Chat
 from nanny.config import Settings
+from nanny.inflight import InFlight
 from nanny.metrics import Metrics
 from nanny.ratelimit_backends import RateLimitBackend
 from nanny.ws.hub import ChatHub
@@ -24,6 +25,10 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 # bcrypt and other CPU-heavy work run here, never on the event loop.
 CPU_EXECUTOR = web.AppKey("cpu_executor", ThreadPoolExecutor)
+# The requests this process is handling (nanny.inflight), finished or refused at shutdown.
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+# A bcrypt hash at the configured cost that an unknown e-mail's login is checked against.
+DUMMY_HASH = web.AppKey("dummy_hash", bytes)
 # name -> coroutine function raising when that part is down; GET /api/health runs them all.
 HEALTH_CHECKS = web.AppKey("health_checks", dict)
 

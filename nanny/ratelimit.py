@@ -55,7 +55,9 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
             # more would only delay the fail-open answer.
             retry=Retry(NoBackoff(), 1),
         )
-        limiter = RedisRateLimiter(client, deployment_namespace(settings.database_url))
+        limiter = RedisRateLimiter(
+            client, deployment_namespace(settings.database_url), prefix=settings.redis_prefix
+        )
         # Start-up waits here for Redis, so the broker that starts after us finds it up.
         await retry_async(
             describe(settings.redis_url, "Redis"),
@@ -72,8 +74,9 @@ async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _email_key(email: str) -> str:
-    # Keys may sit in a shared Redis; keep addresses out of them.
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    """The key of an address already in nanny.emails' normal form, as stored and looked up.
+    Keys may sit in a shared Redis; keep addresses out of them."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
 
 
 async def enforce(app: web.Application, name: str, key: str, limit: RateLimit) -> None:

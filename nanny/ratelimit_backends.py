@@ -64,10 +64,16 @@ class InProcessRateLimiter:
 
 class RedisRateLimiter:
     def __init__(
-        self, client: aioredis.Redis, namespace: str, clock: Callable[[], float] = time.time
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        *,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
     ):
         self._redis = client
-        self._prefix = f"nanny:rl:{namespace}"
+        # REDIS_PREFIX first, like every other key and channel of the deployment.
+        self._prefix = f"{prefix}:rl:{namespace}"
         self._clock = clock
         self._warned_at = 0.0
 

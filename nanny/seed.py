@@ -214,8 +214,9 @@ async def _write_demo(conn: asyncpg.Connection, pw: str) -> None:
         booking_id = await conn.fetchval(
             """
             INSERT INTO bookings (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
-                                  status, total_price, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                                  status, cancel_reason, total_price, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::text,
+                    CASE WHEN $7::text = 'cancelled' THEN 'owner' END, $8,
                     least(now(), $5::timestamptz - interval '3 days'))
             RETURNING booking_id
             """,

@@ -36,7 +36,8 @@ ASYNCPG_TRANSIENT: tuple[type[BaseException], ...] = (
 
 
 class StartupError(Exception):
-    """A service the server needs did not come up in time; the message says which."""
+    """The server cannot start (a service it needs did not come up in time, a migration
+    refused the data it found...); the message says why and what to do."""
 
 
 def describe(url: str, kind: str) -> str:

@@ -3,9 +3,10 @@ how a refused value reads (`validation_error`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError
 
 from nanny.errors import ValidationFailed
 
@@ -33,6 +34,22 @@ ClientId = Annotated[
 MAX_ID = 2_147_483_647
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Seq = Annotated[int, Field(ge=0, le=2**53)]
+
+
+def _storable_time(value: datetime) -> datetime:
+    # asyncpg sends the UTC value: past year 9999 it overflows (a 500 once), and exactly
+    # 9999-12-31T23:59:59.999999 or 0001-01-01T00:00 become PostgreSQL's +-infinity.
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        utc = datetime.max
+    if not datetime.min < utc < datetime.max:
+        raise ValueError("must lie between 0001-01-01 and 9999-12-31 in UTC")
+    return value
+
+
+# Every time the API reads, in bodies, query parameters and frames alike.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -290,6 +290,7 @@ async def test_sitter_deleted_while_a_booking_is_created_gets_it_cancelled(clien
             start_time=start,
             end_time=start + timedelta(hours=2),
             max_pending=10,
+            max_pending_per_sitter=2,
         )
 
     async with pool.acquire() as conn, conn.transaction():

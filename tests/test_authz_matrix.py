@@ -143,6 +143,20 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
     ),
     (
+        "logout",
+        "POST",
+        "/api/auth/logout",
+        None,
+        {A: 401, OW: 204, OO: 204, S: 204, OS: 204, U: 204, AD: 204},
+    ),
+    (
+        "change password",
+        "POST",
+        "/api/auth/password",
+        lambda w: {"current_password": PASSWORD, "new_password": "a-new-password-1"},
+        {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
         "create pet",
         "POST",
         "/api/pets",

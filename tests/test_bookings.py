@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from nanny.db import bookings as db_bookings
+from nanny.errors import ValidationFailed
 from nanny.events import on_booking_changed
+from nanny.http.endpoint import parse_query
+from nanny.http.schemas import Query
 from nanny.keys import POOL
+from nanny.validation import Timestamp
 from tests.factories import make_admin, make_owner, make_sitter, set_sitter_status
 from tests.market import (
     HOUR,
@@ -32,12 +41,24 @@ BOOKING_KEYS = {
     "start_time",
     "end_time",
     "status",
+    "cancel_reason",
     "total_price",
     "created_at",
     "updated_at",
     "owner",
     "sitter",
 }
+
+
+@pytest.fixture
+async def one_sitter_client(aiohttp_client, settings):
+    """The app without the cap on one owner's pending requests per sitter, for the tests of
+    other rules that book one sitter many times."""
+    from nanny.app import create_app
+
+    return await aiohttp_client(
+        create_app(dataclasses.replace(settings, max_pending_per_sitter=1000))
+    )
 
 
 async def world(client, price="2500.00"):
@@ -130,6 +151,40 @@ async def test_time_rules(client):
     assert (await resp.json())["total_price"] == 2500.0 * 24 * 30
 
 
+OUT_OF_RANGE = [
+    # asyncpg overflowed converting these to UTC (past year 9999), or sent +-infinity.
+    ({"start_time": "9999-12-31T20:00:00-05:00"}, "start_time"),
+    (
+        {"start_time": "9999-12-31T22:00:00Z", "end_time": "9999-12-31T23:59:59.999999+00:00"},
+        "end_time",
+    ),
+    ({"start_time": "0001-01-01T00:00:00+05:00"}, "start_time"),
+    ({"end_time": "0001-01-01T00:00:00Z"}, "end_time"),
+]
+
+
+async def test_times_outside_what_postgresql_stores_are_400(client):
+    owner, _, pet, service = await world(client)
+    for times, field in OUT_OF_RANGE:
+        body = booking_body(pet, service, future(24)) | times
+        resp = await client.post("/api/bookings", json=body, headers=owner.headers)
+        assert resp.status == 400, times
+        assert_error(await resp.json(), "validation_error", field)
+    assert await client.app[POOL].fetchval("SELECT count(*) FROM bookings") == 0
+
+
+def test_query_times_outside_what_postgresql_stores_are_400():
+    class Since(Query):
+        since: Timestamp
+
+    for value in ("9999-12-31T20:00:00-05:00", "9999-12-31T23:59:59.999999Z"):
+        request = make_mocked_request("GET", f"/?since={quote(value)}")
+        with pytest.raises(ValidationFailed) as refused:
+            parse_query(request, Since)
+        assert refused.value.details["field"] == "since"
+    assert parse_query(make_mocked_request("GET", "/?since=2030-01-01T00:00Z"), Since).since
+
+
 def timedelta_zone(hours: int):
     from datetime import timezone
 
@@ -207,7 +262,8 @@ async def test_accounts_deleted_behind_the_cache_cannot_book(client):
     )
 
 
-async def test_overlap_boundaries(client):
+async def test_overlap_boundaries(one_sitter_client):
+    client = one_sitter_client
     owner, _, pet, service = await world(client)
     start = future(24)
     first = await make_booking(client, owner, pet, service, start, start + 2 * HOUR)
@@ -248,7 +304,8 @@ async def test_confirmed_bookings_block_too(client):
     assert (await book(client, owner, pet, service, start + HOUR, start + 3 * HOUR)).status == 409
 
 
-async def test_at_most_ten_pending_bookings(client):
+async def test_at_most_ten_pending_bookings(one_sitter_client):
+    client = one_sitter_client
     owner, sitter, pet, service = await world(client)
     base = future(24)
     ids = []
@@ -272,7 +329,8 @@ async def test_at_most_ten_pending_bookings(client):
     )
 
 
-async def test_pending_cap_holds_under_concurrency(client):
+async def test_pending_cap_holds_under_concurrency(one_sitter_client):
+    client = one_sitter_client
     owner, _, pet, service = await world(client)
     base = future(24)
     responses = await asyncio.gather(
@@ -483,7 +541,8 @@ async def _list(client, who, path: str, query: str = ""):
     return [b["booking_id"] for b in await resp.json()], int(resp.headers["X-Total-Count"])
 
 
-async def test_booking_lists(client):
+async def test_booking_lists(one_sitter_client):
+    client = one_sitter_client
     owner, sitter, pet, service = await world(client)
     other_owner, other_sitter = await make_owner(client), await make_sitter(client)
     admin = await make_admin(client)
@@ -565,3 +624,77 @@ async def test_out_of_range_ids_are_refused(client):
         "/api/bookings", json=base | {"owner_id": 2**40}, headers=owner.headers
     )
     assert resp.status == 403
+
+
+async def test_start_time_at_most_the_horizon_ahead(client):
+    """A start in year 9999 was accepted: one owner could hold a sitter's calendar for ever."""
+    owner, _, pet, service = await world(client)
+    now = await db_now(client)
+    for start in (now + timedelta(days=365, minutes=1), datetime(9999, 1, 1, tzinfo=UTC)):
+        resp = await book(client, owner, pet, service, start)
+        assert resp.status == 400
+        data = await resp.json()
+        assert_error(data, "validation_error", "start_time")
+        assert "365 days" in data["error"]
+    assert (await book(client, owner, pet, service, now + timedelta(days=364))).status == 201
+
+
+async def test_two_pending_requests_per_owner_for_one_sitter(client):
+    owner, sitter, pet, service = await world(client)
+    base = future(24)
+    first = await make_booking(client, owner, pet, service, base)
+    await make_booking(client, owner, pet, service, base + 3 * HOUR)
+    resp = await book(client, owner, pet, service, base + 6 * HOUR)
+    assert resp.status == 409
+    data = await resp.json()
+    assert_error(data, "conflict", "sitter_id")
+    assert data["details"] == {"pending": 2, "limit": 2, "field": "sitter_id"}
+    # Another sitter, or another owner with this sitter, is not affected.
+    other_sitter = await make_sitter(client)
+    other_service = await make_service(client, other_sitter)
+    assert (await book(client, owner, pet, other_service, base + 6 * HOUR)).status == 201
+    other = await make_owner(client)
+    other_pet = await make_pet(client, other)
+    assert (await book(client, other, other_pet, service, base + 9 * HOUR)).status == 201
+    # Once the sitter answers one, the owner may ask again.
+    await client.post(f"/api/bookings/{first}/confirm", headers=sitter.headers)
+    assert (await book(client, owner, pet, service, base + 12 * HOUR)).status == 201
+
+
+async def test_pending_per_sitter_cap_holds_under_concurrency(client):
+    """Counted under the sitter's calendar lock, in the database: concurrent requests that each
+    see one pending request cannot all go in."""
+    owner, _, pet, service = await world(client)
+    base = future(24)
+    responses = await asyncio.gather(
+        *(book(client, owner, pet, service, base + i * 3 * HOUR) for i in range(8))
+    )
+    assert sorted(r.status for r in responses) == [201] * 2 + [409] * 6
+    stored = await client.app[POOL].fetchval(
+        "SELECT count(*) FROM bookings WHERE owner_id = $1", owner.user_id
+    )
+    assert stored == 2
+
+
+async def test_the_reason_of_every_cancellation(client):
+    owner, sitter, pet, service = await world(client)
+    admin = await make_admin(client)
+    base = future(24)
+    by_owner = await make_booking(client, owner, pet, service, base)
+    by_sitter = await make_booking(client, owner, pet, service, base + 3 * HOUR)
+    resp = await client.get(f"/api/bookings/{by_owner}", headers=owner.headers)
+    assert (await resp.json())["cancel_reason"] is None
+    resp = await client.post(f"/api/bookings/{by_owner}/cancel", headers=owner.headers)
+    assert (await resp.json())["cancel_reason"] == "owner"
+    resp = await client.post(f"/api/bookings/{by_sitter}/cancel", headers=sitter.headers)
+    assert (await resp.json())["cancel_reason"] == "sitter"
+    # An admin deleting the sitter cancels its open bookings, saying why.
+    other = await make_owner(client)
+    other_pet = await make_pet(client, other)
+    orphaned = await make_booking(client, other, other_pet, service, base + 6 * HOUR)
+    seen = record_events(client)
+    resp = await client.delete(f"/api/admin/users/{sitter.user_id}", headers=admin.headers)
+    assert resp.status == 204
+    assert [(b["booking_id"], b["cancel_reason"]) for b in seen] == [(orphaned, "user_deleted")]
+    resp = await client.get(f"/api/bookings/{orphaned}", headers=other.headers)
+    assert (await resp.json())["cancel_reason"] == "user_deleted"

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -371,8 +371,9 @@ async def test_owner_books_and_sees_the_sitter_confirm_live(server, api, browser
     await expect(result).to_contain_text("₸2,500")
     await screenshot(page, "owner-dashboard")
     await result.get_by_role("button", name="Book").click()
-    await page.get_by_label("Starts").fill("2031-05-10T10:00")
-    await page.get_by_label("Ends").fill("2031-05-10T13:30")
+    day = (date.today() + timedelta(days=60)).isoformat()  # within the booking horizon
+    await page.get_by_label("Starts").fill(f"{day}T10:00")
+    await page.get_by_label("Ends").fill(f"{day}T13:30")
     # The price is computed and shown before confirming.
     await expect(page.locator("#book-price")).to_have_text("₸8,750")
     await screenshot(page, "owner-book-dialog")
@@ -804,8 +805,9 @@ async def test_owner_switches_the_dashboard_to_kazakh_and_books_a_sitter(
 
     dialog = page.locator("#book-dialog")
     await expect(dialog.get_by_role("heading")).to_have_text("Қызметті брондау")
-    await page.get_by_label("Басталуы").fill("2031-05-10T10:00")
-    await page.get_by_label("Аяқталуы").fill("2031-05-10T13:30")
+    day = date.today() + timedelta(days=60)  # within the booking horizon
+    await page.get_by_label("Басталуы").fill(f"{day.isoformat()}T10:00")
+    await page.get_by_label("Аяқталуы").fill(f"{day.isoformat()}T13:30")
     await expect(page.locator("#book-hours")).to_have_text("3,5 сағ \u00d7 2\xa0500\xa0₸")
     await expect(page.locator("#book-price")).to_have_text("8\xa0750\xa0₸")
     await page.get_by_role("button", name="Брондауды растау").click()
@@ -815,8 +817,8 @@ async def test_owner_switches_the_dashboard_to_kazakh_and_books_a_sitter(
     await expect(card.locator(".badge")).to_have_text("Күтуде")
     await expect(card).to_contain_text("Серуендету, үй жануары: Барсик")
     await expect(card).to_contain_text("Қараушы: Данияр Ахметов")
-    start = datetime(2031, 5, 10, 5, 0, tzinfo=UTC)  # 10:00 in Almaty
-    end = datetime(2031, 5, 10, 8, 30, tzinfo=UTC)
+    start = datetime(day.year, day.month, day.day, 5, 0, tzinfo=UTC)  # 10:00 in Almaty
+    end = datetime(day.year, day.month, day.day, 8, 30, tzinfo=UTC)
     await expect(card).to_contain_text(formats.format_range(start, end, "kk"))
     row = await api.app[POOL].fetchrow(
         "SELECT start_time, end_time, total_price FROM bookings WHERE owner_id = $1",

@@ -12,6 +12,8 @@ def test_defaults(tmp_path):
     assert s.database_url is None and s.redis_url is None
     assert s.jwt_ttl_hours == 72 and s.expire_interval_seconds == 3600
     assert s.log_level == "INFO" and not s.production
+    assert (s.pending_ttl_hours, s.booking_horizon_days, s.max_pending_per_sitter) == (72, 365, 2)
+    assert s.cookie_secure is False
     assert len(s.jwt_secret) >= 32
     # The development secret is kept per data dir, so tokens survive a restart.
     assert load_settings({"NANNY_DATA_DIR": str(tmp_path)}).jwt_secret == s.jwt_secret
@@ -29,8 +31,14 @@ def test_values_are_read(tmp_path):
             "CORS_ORIGINS": "https://a.kz, http://localhost:3000/",
             "EXPIRE_INTERVAL_SECONDS": "5",
             "LOG_LEVEL": "debug",
+            "PENDING_TTL_HOURS": "0.5",
+            "BOOKING_HORIZON_DAYS": "30",
+            "MAX_PENDING_PER_SITTER": "5",
+            "COOKIE_SECURE": "true",
         }
     )
+    assert (s.pending_ttl_hours, s.booking_horizon_days, s.max_pending_per_sitter) == (0.5, 30, 5)
+    assert s.cookie_secure is True
     assert s.database_url == "postgresql://u@h/db"
     assert s.jwt_secret == "s" and s.jwt_ttl_hours == 1.5
     assert s.cors_origins == ("https://a.kz", "http://localhost:3000")
@@ -52,6 +60,11 @@ def test_values_are_read(tmp_path):
         ({"NANNY_ENV": "production", "JWT_SECRET": "short"}, "JWT_SECRET"),
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
         ({"DB_POOL_MAX": "many"}, "DB_POOL_MAX"),
+        ({"PENDING_TTL_HOURS": "0"}, "PENDING_TTL_HOURS"),
+        ({"BOOKING_HORIZON_DAYS": "1.5"}, "BOOKING_HORIZON_DAYS"),
+        ({"BOOKING_HORIZON_DAYS": "1000001"}, "BOOKING_HORIZON_DAYS"),
+        ({"MAX_PENDING_PER_SITTER": "-2"}, "MAX_PENDING_PER_SITTER"),
+        ({"COOKIE_SECURE": "sometimes"}, "COOKIE_SECURE"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path, env, name):

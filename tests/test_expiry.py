@@ -197,3 +197,60 @@ async def test_a_database_failure_is_logged_and_retried(aiohttp_client, settings
     finally:
         await direct.close()
         await proxy.close()
+
+
+async def test_unanswered_requests_expire_with_their_reason(aiohttp_client, settings):
+    """A request the sitter leaves unanswered for PENDING_TTL_HOURS expires however far ahead it
+    starts, with the reason `expired` in the booking and in the event pushed for it; one just
+    inside the TTL, and an answered one, stay."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        owner, sitter = await seed_people(conn)
+        now = await conn.fetchval("SELECT now()")
+        months_ahead = now + timedelta(days=60)
+        unanswered = await add_booking(conn, owner, sitter, months_ahead)
+        recent = await add_booking(conn, owner, sitter, months_ahead + timedelta(hours=2))
+        answered = await add_booking(conn, owner, sitter, months_ahead + timedelta(hours=4))
+        await conn.execute(
+            "UPDATE bookings SET created_at = now() - $2::interval WHERE booking_id = ANY($1)",
+            [unanswered, answered],
+            timedelta(hours=72, minutes=1),
+        )
+        await conn.execute(
+            "UPDATE bookings SET created_at = now() - interval '71 hours' WHERE booking_id = $1",
+            recent,
+        )
+        await conn.execute(
+            "UPDATE bookings SET status = 'confirmed' WHERE booking_id = $1", answered
+        )
+        app = create_app(settings)
+        seen: list[dict] = []
+
+        async def listener(app, booking):
+            seen.append(booking)
+
+        on_booking_changed(app, listener)
+        client = await aiohttp_client(app)  # the task runs once at start-up
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert [(b["booking_id"], b["status"], b["cancel_reason"]) for b in seen] == [
+            (unanswered, "cancelled", "expired")
+        ]
+        assert await statuses(conn, [unanswered, recent, answered]) == {
+            unanswered: "cancelled",
+            recent: "pending",
+            answered: "confirmed",
+        }
+        reasons = await conn.fetch(
+            "SELECT booking_id, cancel_reason FROM bookings WHERE booking_id = ANY($1)",
+            [unanswered, recent, answered],
+        )
+        assert {r["booking_id"]: r["cancel_reason"] for r in reasons} == {
+            unanswered: "expired",
+            recent: None,
+            answered: None,
+        }
+        await client.close()
+    finally:
+        await conn.close()

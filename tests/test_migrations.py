@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
+from yoyo import read_migrations
 
 from nanny.db.migrate import (
     FUNCTIONS_DIR,
+    MIGRATIONS_DIR,
+    MigrationRefused,
     apply_functions,
     apply_migrations,
     connect_backend,
@@ -19,6 +23,7 @@ TABLES = {
     "services",
     "bookings",
     "reviews",
+    "revoked_tokens",
     "payments",
     "chats",
     "messages",
@@ -89,3 +94,48 @@ async def test_a_changed_function_file_is_applied_on_the_next_migrate(empty_data
     [(new_signature, new_oid, _)] = await _functions(empty_database_url, "nanny_store_messages")
     assert new_signature == signature.replace("text[])", "text[],integer)")
     assert new_oid != oid
+
+
+def _apply_before(dsn: str, migration_id: str) -> None:
+    """The schema as it was before `migration_id`: every earlier migration applied."""
+    backend = connect_backend(dsn)
+    try:
+        migrations = read_migrations(str(MIGRATIONS_DIR))
+        with backend.lock():
+            earlier = [m for m in backend.to_apply(migrations) if m.id < migration_id]
+            backend.apply_migrations(migrations.replace(earlier))
+    finally:
+        backend.connection.close()
+
+
+async def _insert_users(dsn: str, emails: list[str]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO users (email, full_name, password_hash, role) "
+            "VALUES ($1, 'N', 'h', 'owner')",
+            [(e,) for e in emails],
+        )
+    finally:
+        await conn.close()
+
+
+async def test_stored_emails_are_normalised(empty_database_url):
+    _apply_before(empty_database_url, "0007.email_normal_form")
+    await _insert_users(empty_database_url, ["Ann@Example.KZ", "\uff42ob@example.kz", "c@x.kz"])
+    apply_migrations(empty_database_url)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        rows = await conn.fetch("SELECT email FROM users ORDER BY user_id")
+        assert [r["email"] for r in rows] == ["ann@example.kz", "bob@example.kz", "c@x.kz"]
+    finally:
+        await conn.close()
+    rollback_migrations(empty_database_url)
+
+
+async def test_addresses_equal_once_normalised_stop_the_migration(empty_database_url):
+    # The old index on lower() let these two in (PostgreSQL's lower() keeps "ẞ").
+    _apply_before(empty_database_url, "0007.email_normal_form")
+    await _insert_users(empty_database_url, ["strasse@example.de", "STRA\u1e9eE@example.de"])
+    with pytest.raises(MigrationRefused, match="users 1 and 2 have e-mail addresses"):
+        apply_migrations(empty_database_url)

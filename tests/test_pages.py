@@ -278,7 +278,14 @@ async def test_an_expired_or_forged_cookie_counts_as_signed_out(client, settings
     owner = await make_owner(client)
     past = datetime.now(UTC) - timedelta(hours=1)
     expired = jwt.encode(
-        {"sub": str(owner.user_id), "role": "owner", "iat": past - timedelta(hours=2), "exp": past},
+        {
+            "sub": str(owner.user_id),
+            "role": "owner",
+            "iat": past - timedelta(hours=2),
+            "exp": past,
+            "jti": "expired-token",
+            "gen": 0,
+        },
         settings.jwt_secret,
         algorithm="HS256",
     )

@@ -199,9 +199,24 @@ async def test_redis_counts_are_shared_between_app_instances(
     limiter = ratelimit_backends.RedisRateLimiter(
         first.app[RATE_LIMITER]._redis,  # same connection pool, other namespace
         ratelimit.deployment_namespace(other_db.database_url),
+        prefix=shared.redis_prefix,
     )
     email_key = ratelimit._email_key(body["email"])
     assert await limiter.hit(f"login_email:{email_key}", RateLimit(3, 60)) == 0
+
+
+async def test_redis_keys_carry_the_redis_prefix(aiohttp_client, settings, redis_server_url):
+    prefix = f"rl-test-{uuid.uuid4().hex[:8]}"
+    app = create_app(dataclasses.replace(settings, redis_url=redis_server_url, redis_prefix=prefix))
+    client = await aiohttp_client(app)
+    _, body = await register(client)
+    assert (await try_login(client, body["email"])).status == 200
+    redis = client.app[RATE_LIMITER]._redis
+    namespace = ratelimit.deployment_namespace(settings.database_url)
+    ours = [k async for k in redis.scan_iter(match=f"{prefix}:rl:{namespace}:*")]
+    limits = {key.decode().split(":")[3] for key in ours}
+    assert {"register_ip", "register_email", "login_ip", "login_email"} <= limits
+    assert [k async for k in redis.scan_iter(match=f"nanny:rl:{namespace}:*")] == []
 
 
 async def test_redis_down_lets_requests_through(aiohttp_client, settings, redis_server_url, caplog):

@@ -75,6 +75,28 @@ async def test_a_load_racing_a_write_is_not_stored():
     assert await cache.get_or_load("k", fresh) == "new"
 
 
+async def test_a_request_after_a_write_does_not_join_a_load_begun_before_it():
+    """forget() (a user changed): a later request reads afresh instead of waiting for what a
+    load begun before the change will read."""
+    cache = TtlCache(ttl=10)
+    gate = asyncio.Event()
+
+    async def before():
+        await gate.wait()
+        return "before the change"
+
+    async def after():
+        return "after the change"
+
+    first = asyncio.ensure_future(cache.get_or_load("k", before))
+    await asyncio.sleep(0)
+    cache.forget("k")
+    assert await cache.get_or_load("k", after) == "after the change"
+    gate.set()
+    assert await first == "before the change"  # its own request may have it, nobody else
+    assert await cache.get_or_load("k", before) == "after the change"
+
+
 async def test_failures_reach_every_waiter_and_are_not_cached():
     cache = TtlCache(ttl=10)
 

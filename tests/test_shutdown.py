@@ -7,12 +7,14 @@ The slow in-flight request is a real one: logging in to an account whose passwor
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -20,8 +22,12 @@ import asyncpg
 import pytest
 
 from nanny.db import users as db_users
+from nanny.db.bookings import SITTER_CALENDAR_LOCK
+from nanny.keys import POOL
+from tests.chat_support import server_env
 from tests.conftest import TEST_JWT_SECRET, free_port
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, make_owner, make_sitter, unique_email
+from tests.market import booking_body, future, make_pet, make_service
 from tests.test_cli import _env
 
 # bcrypt of tests.factories.PASSWORD at cost 15, made once.
@@ -147,12 +153,120 @@ async def test_shutdown_timeout_bounds_the_wait(database_url, tmp_path):
         await asyncio.sleep(0.3)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        with pytest.raises(aiohttp.ClientError):  # cut off, not answered
-            await in_flight
-        # The cut came from the 0.2 s bound, long before bcrypt's two seconds were up.
+        # Still waiting for bcrypt, which changes nothing: refused in so many words.
+        status, body = await in_flight
+        assert status == 503 and body["code"] == "unavailable"
+        # The answer came from the 0.2 s bound, long before bcrypt's two seconds were up.
         assert time.monotonic() - started < 1.5
         assert await wait_exit(proc, 15) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     assert log_entries(log_path)[-1]["message"].startswith("stopped")
+
+
+async def _calendar_waiters(conn: asyncpg.Connection, sitter_id: int) -> int:
+    """Database sessions waiting for the sitter's calendar lock (creations inside the function)."""
+    return await conn.fetchval(
+        """
+        SELECT count(*) FROM pg_locks
+        WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2
+        """,
+        SITTER_CALENDAR_LOCK,
+        sitter_id,
+    )
+
+
+async def test_sigterm_with_a_backlog_of_booking_creations(
+    client, settings, redis_server_url, tmp_path
+):
+    """Two workers with one pool connection each, both held by creations for sitter A (whose
+    calendar lock the test holds), and a backlog of creations for sitter B waiting for a pool
+    connection. SIGTERM: the backlog, which has done nothing, is refused with 503 in so many
+    words; A's lock is released while the workers drain, so the creations inside the database
+    finish and are answered 201; B's creations would have hung on B's lock, which the test never
+    releases. The server is gone within SHUTDOWN_TIMEOUT_SECONDS, and every request was answered:
+    each booking in the database is a 201 a client saw. (aiohttp waited the whole timeout, cut
+    the backlog off unanswered, waited once more, and logged InvalidStateError tracebacks.)"""
+    timeout = 2.0
+    sitter_a, sitter_b = await make_sitter(client), await make_sitter(client)
+    service_a = await make_service(client, sitter_a)
+    service_b = await make_service(client, sitter_b)
+    owners = [await make_owner(client) for _ in range(16)]
+    pets = [await make_pet(client, owner) for owner in owners]
+    log_path = tmp_path / "serve.log"
+    env = server_env(
+        settings.database_url,
+        redis_server_url,
+        REDIS_PREFIX=f"t{uuid.uuid4().hex[:10]}",
+        DB_POOL_MAX="1",
+        RATE_LIMIT_ENABLED="false",
+        SHUTDOWN_TIMEOUT_SECONDS=str(timeout),
+        LOG_LEVEL="INFO",
+    )
+    port = free_port()
+    cmd = [sys.executable, "-m", "nanny", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    locks = await asyncpg.connect(settings.database_url)
+    await locks.execute(
+        "SELECT pg_advisory_lock($1, $2), pg_advisory_lock($1, $3)",
+        SITTER_CALENDAR_LOCK,
+        sitter_a.user_id,
+        sitter_b.user_id,
+    )
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*cmd, "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    slots = itertools.count(1)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+
+    async def create(i: int, service: dict) -> tuple[int, dict] | str:
+        body = booking_body(pets[i], service, future(24 * 30 + 2 * next(slots)))
+        try:
+            async with session.post(
+                f"http://127.0.0.1:{port}/api/bookings", json=body, headers=owners[i].headers
+            ) as resp:
+                return resp.status, await resp.json()
+        except aiohttp.ClientError as exc:
+            return type(exc).__name__
+
+    try:
+        deadline = time.monotonic() + 30
+        while sum(f"127.0.0.1:{port}" in e["message"] for e in log_entries(log_path)) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "workers did not start"
+            await asyncio.sleep(0.1)
+        # One connection per request: the kernel spreads them over both workers.
+        inside = [asyncio.create_task(create(i, service_a)) for i in range(16)]
+        deadline = time.monotonic() + 10
+        while await _calendar_waiters(locks, sitter_a.user_id) < 2:  # both pools taken
+            assert time.monotonic() < deadline, "the creations never reached the database"
+            await asyncio.sleep(0.05)
+        backlog = [asyncio.create_task(create(i % 16, service_b)) for i in range(48)]
+        await asyncio.sleep(0.5)  # all of them sent and waiting for a pool connection
+        proc.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        await asyncio.sleep(timeout / 2)  # past the refusal, before the cut
+        await locks.execute(
+            "SELECT pg_advisory_unlock($1, $2)", SITTER_CALENDAR_LOCK, sitter_a.user_id
+        )
+        assert await wait_exit(proc, 3 * timeout) == 0
+        took = time.monotonic() - stopped_at
+        outcomes = await asyncio.gather(*inside, *backlog)
+    finally:
+        await session.close()
+        if proc.poll() is None:
+            proc.kill()
+        await locks.close()
+    assert took < timeout, f"took {took:.2f} s"
+    unanswered = [o for o in outcomes if isinstance(o, str) or o[0] not in (201, 503)]
+    assert not unanswered
+    created = [body for status, body in outcomes if status == 201]
+    refused = [body for status, body in outcomes if status == 503]
+    assert len(created) >= 2 and len(refused) >= len(backlog)
+    assert all(body["code"] == "unavailable" for body in refused)
+    stored = await client.app[POOL].fetchval("SELECT count(*) FROM bookings")
+    assert stored == len(created)
+    entries = log_entries(log_path)
+    bad = [e for e in entries if e["level"] in ("ERROR", "CRITICAL") or "exception" in e]
+    assert not bad
+    assert not [e for e in entries if "did not stop" in e["message"] or "cutting" in e["message"]]

@@ -21,10 +21,12 @@ CREATE OR REPLACE FUNCTION nanny_create_booking(
     p_end timestamptz,
     p_max_pending integer,
     p_calendar_lock integer,
+    p_max_pending_per_sitter integer,
     -- one of nanny.db.bookings.CreationOutcome: created | no_owner | no_pet | no_service |
-    -- wrong_sitter | too_many
+    -- wrong_sitter | too_many | too_many_for_sitter
     OUT outcome text,
-    -- the owner's pending bookings before this one, counted up to the cap (for too_many)
+    -- the owner's pending bookings before this one, counted up to the cap (for too_many), or
+    -- the owner's pending bookings with this sitter (for too_many_for_sitter)
     OUT pending integer,
     -- the booking as nanny/db/bookings.py reads it, when created
     OUT booking_id integer,
@@ -35,6 +37,7 @@ CREATE OR REPLACE FUNCTION nanny_create_booking(
     OUT start_time timestamptz,
     OUT end_time timestamptz,
     OUT status text,
+    OUT cancel_reason text,
     OUT total_price numeric,
     OUT created_at timestamptz,
     OUT updated_at timestamptz,
@@ -98,6 +101,17 @@ BEGIN
         outcome := 'too_many';
         RETURN;
     END IF;
+    -- One owner may not hold a sitter's calendar with requests: at most this many wait for the
+    -- same sitter's answer. Under the sitter's lock, so concurrent requests count each other.
+    pending := (SELECT count(*) FROM (
+                    SELECT 1 FROM bookings bk
+                    WHERE bk.owner_id = p_owner_id AND bk.sitter_id = p_sitter_id
+                      AND bk.status = 'pending'
+                    LIMIT p_max_pending_per_sitter) AS open);
+    IF pending >= p_max_pending_per_sitter THEN
+        outcome := 'too_many_for_sitter';
+        RETURN;
+    END IF;
     -- Priced by the database: price_per_hour x hours, rounded to cents. An overlap with the
     -- sitter's open bookings raises exclusion_violation (23P01) out of the whole statement.
     INSERT INTO bookings AS bk (owner_id, sitter_id, pet_id, service_id, start_time, end_time,
@@ -115,6 +129,7 @@ BEGIN
     start_time := b.start_time;
     end_time := b.end_time;
     status := b.status;
+    cancel_reason := b.cancel_reason;
     total_price := b.total_price;
     created_at := b.created_at;
     updated_at := b.updated_at;

@@ -34,6 +34,7 @@ class Booking:
     start_time: datetime
     end_time: datetime
     status: str
+    cancel_reason: str | None
     total_price: Decimal
     created_at: datetime
     updated_at: datetime
@@ -56,6 +57,7 @@ BOOKING_COLUMNS = (
     "start_time",
     "end_time",
     "status",
+    "cancel_reason",
     "total_price",
     "created_at",
     "updated_at",
@@ -67,7 +69,7 @@ _N_COLUMNS = len(BOOKING_COLUMNS)
 # may see the contacts).
 _WITH_PARTIES = """
     SELECT b.booking_id, b.owner_id, b.sitter_id, b.pet_id, b.service_id, b.start_time,
-           b.end_time, b.status, b.total_price, b.created_at, b.updated_at,
+           b.end_time, b.status, b.cancel_reason, b.total_price, b.created_at, b.updated_at,
            o.full_name AS owner_name, o.email AS owner_email, o.phone AS owner_phone,
            s.full_name AS sitter_name, s.email AS sitter_email, s.phone AS sitter_phone
     FROM b
@@ -97,6 +99,16 @@ class CreationOutcome(StrEnum):
     NO_SERVICE = "no_service"
     WRONG_SITTER = "wrong_sitter"
     TOO_MANY = "too_many"
+    TOO_MANY_FOR_SITTER = "too_many_for_sitter"
+
+
+class CancelReason(StrEnum):
+    """Why a booking was cancelled (bookings.cancel_reason, checked by the database)."""
+
+    OWNER = "owner"  # its owner cancelled it
+    SITTER = "sitter"  # its sitter cancelled it
+    EXPIRED = "expired"  # the expiry task: unanswered too long, or pending past its start
+    USER_DELETED = "user_deleted"  # an admin deleted its owner or its sitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +141,7 @@ async def create_booking(
     start_time: datetime,
     end_time: datetime,
     max_pending: int,
+    max_pending_per_sitter: int,
 ) -> Creation:
     """Check every rule of a new booking and insert it, priced by the database from the
     service's current price, together with its chat: one statement (the function
@@ -139,7 +152,7 @@ async def create_booking(
         f"""
         SELECT {", ".join(BOOKING_COLUMNS)}, owner_name, owner_email, owner_phone, sitter_name,
                sitter_email, sitter_phone, outcome, pending
-        FROM nanny_create_booking($1, $2, $3, $4, $5, $6, $7, $8)
+        FROM nanny_create_booking($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """,
         owner_id,
         sitter_id,
@@ -149,6 +162,7 @@ async def create_booking(
         end_time,
         max_pending,
         SITTER_CALENDAR_LOCK,
+        max_pending_per_sitter,
     )
     outcome = CreationOutcome(row["outcome"])
     created = outcome is CreationOutcome.CREATED
@@ -227,12 +241,13 @@ async def _refund_payments(conn: asyncpg.Connection, booking_ids: list[int]) -> 
 async def cancel_booking(
     conn: asyncpg.Connection, booking_id: int, participant_id: int
 ) -> Booking | None:
-    """pending|confirmed -> cancelled by either participant, refunding a paid payment; None
-    when that is not possible. Run inside a transaction."""
+    """pending|confirmed -> cancelled by either participant (the reason says which), refunding a
+    paid payment; None when that is not possible. Run inside a transaction."""
     row = await conn.fetchrow(
         f"""
         WITH b AS (
-            UPDATE bookings SET status = 'cancelled', updated_at = now()
+            UPDATE bookings SET status = 'cancelled', updated_at = now(),
+                cancel_reason = CASE WHEN owner_id = $2 THEN $3 ELSE $4 END
             WHERE booking_id = $1 AND $2 IN (owner_id, sitter_id)
               AND status IN ('pending', 'confirmed')
             RETURNING *
@@ -240,6 +255,8 @@ async def cancel_booking(
         """,
         booking_id,
         participant_id,
+        CancelReason.OWNER,
+        CancelReason.SITTER,
     )
     if row is None:
         return None
@@ -252,11 +269,12 @@ async def cancel_open_bookings(conn: asyncpg.Connection, user_id: int) -> list[i
     payments; the ids cancelled. Run inside a transaction."""
     rows = await conn.fetch(
         """
-        UPDATE bookings SET status = 'cancelled', updated_at = now()
+        UPDATE bookings SET status = 'cancelled', cancel_reason = $2, updated_at = now()
         WHERE (owner_id = $1 OR sitter_id = $1) AND status IN ('pending', 'confirmed')
         RETURNING booking_id
         """,
         user_id,
+        CancelReason.USER_DELETED,
     )
     cancelled = [r["booking_id"] for r in rows]
     await _refund_payments(conn, cancelled)
@@ -285,19 +303,23 @@ async def complete_booking(
 
 
 async def expire_stale_bookings(
-    conn: asyncpg.Connection, *, stale_after: timedelta
+    conn: asyncpg.Connection, *, stale_after: timedelta, unanswered_after: timedelta
 ) -> list[Booking]:
-    """Cancel every booking still pending `stale_after` past its start, in one statement."""
+    """Cancel, as expired, every booking still pending `stale_after` past its start or
+    `unanswered_after` after it was requested, in one statement."""
     rows = await conn.fetch(
         f"""
         WITH b AS (
-            UPDATE bookings SET status = 'cancelled', updated_at = now()
-            WHERE status = 'pending' AND start_time < now() - $1::interval
+            UPDATE bookings SET status = 'cancelled', cancel_reason = $3, updated_at = now()
+            WHERE status = 'pending'
+              AND (start_time < now() - $1::interval OR created_at < now() - $2::interval)
             RETURNING *
         ) {_WITH_PARTIES}
         ORDER BY b.booking_id
         """,
         stale_after,
+        unanswered_after,
+        CancelReason.EXPIRED,
     )
     return [_booking(r) for r in rows]
 

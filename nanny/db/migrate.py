@@ -15,6 +15,7 @@ from pathlib import Path
 from yoyo import get_backend, read_migrations
 
 from nanny import PROJECT_ROOT
+from nanny.startup import StartupError
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"
@@ -25,6 +26,10 @@ _FUNCTIONS_NAMED = """
     SELECT oid::regprocedure::text, obj_description(oid, 'pg_proc')
     FROM pg_proc WHERE proname = %s AND pg_function_is_visible(oid)
 """
+
+
+class MigrationRefused(StartupError):
+    """A migration found data it cannot convert; the message says what to fix first."""
 
 
 def connect_backend(dsn: str):

@@ -6,6 +6,8 @@ import asyncio
 
 import asyncpg
 
+from nanny.inflight import mark_database_use
+
 # Failures of the database connection itself: the service is unavailable, not broken. REST
 # answers them 503 and a WebSocket frame `unavailable`.
 DATABASE_UNAVAILABLE = (
@@ -38,6 +40,8 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         max_size=max_size,
         command_timeout=30,
         connection_class=PooledConnection,
+        # Tells a shutdown which requests have begun on the database (nanny.inflight).
+        setup=mark_database_use,
         # Timestamps come back as aware datetimes in UTC whatever the server's zone.
         server_settings={"timezone": "UTC", "application_name": "nanny"},
     )

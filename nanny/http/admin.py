@@ -151,7 +151,7 @@ async def _set_status(request: web.Request, status: str) -> web.Response:
     if sitter is None:
         raise NotFound("No such sitter")
     search_changed(request.app)
-    request.app[CHAT_HUB].user_changed(sitter_id)
+    await request.app[CHAT_HUB].user_changed(sitter_id)
     return json_response(sitter_json(sitter))
 
 
@@ -254,7 +254,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
     if cancelled is None:
         raise NotFound("No such user")
     search_changed(request.app)
-    request.app[CHAT_HUB].user_changed(user_id, deleted=True)
+    await request.app[CHAT_HUB].user_changed(user_id, deleted=True)
     # The same event, with the same JSON, as every other status change of a booking.
     if cancelled:
         async with request.app[POOL].acquire() as conn:

@@ -9,13 +9,15 @@ from pydantic import Field, StringConstraints
 
 from nanny import ratelimit
 from nanny.db import users as db_users
+from nanny.emails import normalise_email
 from nanny.encoding import rfc3339
 from nanny.errors import Conflict, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint
+from nanny.http.pages import clear_session_cookie, set_session_cookie
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Email, FullName, Out, Password, Phone
-from nanny.keys import POOL, SETTINGS
+from nanny.keys import CHAT_HUB, POOL, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -167,6 +169,7 @@ async def _register(request: web.Request, body: RegisterOwner | RegisterSitter, 
 async def check_credentials(request: web.Request, email: str, password: str) -> db_users.User:
     """The live user with this e-mail and password; the same 401 for either being wrong.
     The API and the login page share it, so both paths keep the same rules and limits."""
+    email = normalise_email(email)
     await ratelimit.check_login_rate(request, email)
     pool = request.app[POOL]
     async with pool.acquire() as conn:
@@ -218,18 +221,93 @@ async def register_sitter(request: web.Request, body: RegisterSitter) -> web.Res
 )
 async def login(request: web.Request, body: Login) -> web.Response:
     user = await check_credentials(request, body.email, body.password)
-    token, expires_at = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
-    return json_response(
-        {
-            "token": token,
-            "expires_at": rfc3339(expires_at),
-            "user_id": user.user_id,
-            "role": user.role,
-            "email": user.email,
-            "full_name": user.full_name,
-            "user": user_json(user),
-        }
+    return json_response(_token_json(request, user, user.token_generation))
+
+
+def _token_json(request: web.Request, user: db_users.User, generation: int) -> dict:
+    token, expires_at = security.issue_token(
+        request.app[SETTINGS], user.user_id, user.role, generation
     )
+    return {
+        "token": token,
+        "expires_at": rfc3339(expires_at),
+        "user_id": user.user_id,
+        "role": user.role,
+        "email": user.email,
+        "full_name": user.full_name,
+        "user": user_json(user),
+    }
+
+
+def _by_cookie(request: web.Request) -> bool:
+    found = security.request_token(request)
+    return found is not None and found[1] == "cookie"
+
+
+async def sign_out(app: web.Application, claims: security.TokenClaims) -> None:
+    """End the token of `claims`: once this returns, every process refuses it. The API and the
+    sign-out form share it."""
+    async with app[POOL].acquire() as conn, conn.transaction():
+        await db_users.revoke_token(conn, claims.user_id, claims.token_id, claims.expires_at)
+    await app[CHAT_HUB].user_changed(claims.user_id)
+
+
+@routes.post("/api/auth/logout", name="api_logout")
+@endpoint(
+    "End the presented token on the server: from the answer on, every process refuses it",
+    tag="auth",
+    status=204,
+    roles=(),
+    errors=(Unauthorized,),
+)
+async def logout(request: web.Request, user: db_users.User) -> web.Response:
+    await sign_out(request.app, request[security.CLAIMS_KEY])
+    response = web.Response(status=204)
+    if _by_cookie(request):
+        clear_session_cookie(request, response)
+    return response
+
+
+class PasswordChange(Body):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Password
+
+
+@routes.post("/api/auth/password", name="change_password")
+@endpoint(
+    "Change the password: every token of the user issued before ends on every process; the "
+    "answer carries a fresh token (and, for the pages, a fresh session cookie)",
+    tag="auth",
+    body=PasswordChange,
+    response=LoginOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, RateLimited),
+)
+async def change_password(
+    request: web.Request, user: db_users.User, body: PasswordChange
+) -> web.Response:
+    if body.new_password == body.current_password:
+        raise ValidationFailed(
+            "The new password must differ from the current one", details={"field": "new_password"}
+        )
+    # Guessing the current password here spends the same budget as guessing it at login.
+    await ratelimit.check_login_rate(request, user.email)
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        current = await db_users.get_password_hash(conn, user.user_id)
+    if not await security.verify_password(request.app, body.current_password, current):
+        raise Forbidden("The current password is wrong", details={"field": "current_password"})
+    new_hash = await security.hash_password(request.app, body.new_password)
+    async with pool.acquire() as conn:
+        generation = await db_users.change_password(conn, user.user_id, new_hash)
+    if generation is None:
+        raise Unauthorized("The account no longer exists")
+    await request.app[CHAT_HUB].user_changed(user.user_id)
+    body_json = _token_json(request, user, generation)
+    response = json_response(body_json)
+    if _by_cookie(request):
+        set_session_cookie(request, response, body_json["token"])
+    return response
 
 
 @routes.get("/api/auth/me", name="me")

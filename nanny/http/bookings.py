@@ -12,13 +12,14 @@ from typing import Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from nanny import events, ratelimit
 from nanny.access import is_participant, may_view
+from nanny.config import Settings
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
-from nanny.db.bookings import CreationOutcome
+from nanny.db.bookings import CancelReason, CreationOutcome
 from nanny.encoding import rfc3339
 from nanny.errors import (
     Conflict,
@@ -34,7 +35,7 @@ from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
 from nanny.keys import POOL, SETTINGS
-from nanny.validation import Id
+from nanny.validation import Id, Timestamp
 
 routes = web.RouteTableDef()
 
@@ -47,8 +48,11 @@ class BookingCreate(Body):
     sitter_id: Id
     pet_id: Id
     service_id: Id
-    start_time: AwareDatetime = Field(description="RFC 3339 with an offset; in the future")
-    end_time: AwareDatetime = Field(
+    start_time: Timestamp = Field(
+        description="RFC 3339 with an offset; in the future, at most BOOKING_HORIZON_DAYS "
+        "(365) ahead"
+    )
+    end_time: Timestamp = Field(
         description="RFC 3339 with an offset; after start_time, at most 30 days after it"
     )
     owner_id: int | None = Field(None, description=OWNER_ID_DOC)
@@ -80,6 +84,11 @@ class BookingOut(Out):
     start_time: str
     end_time: str
     status: BookingStatus
+    cancel_reason: CancelReason | None = Field(
+        description="null unless cancelled (and for bookings cancelled before reasons were kept): "
+        "owner or sitter (who cancelled it), expired (unanswered for PENDING_TTL_HOURS, or "
+        "still pending 24 h after its start), user_deleted (an admin deleted a participant)"
+    )
     total_price: float
     created_at: str
     updated_at: str
@@ -115,6 +124,7 @@ def booking_json(booking: db_bookings.Booking, viewer_id: int | None = None) -> 
         "start_time": booking.start_time,
         "end_time": booking.end_time,
         "status": booking.status,
+        "cancel_reason": booking.cancel_reason,
         "total_price": booking.total_price,
         "created_at": booking.created_at,
         "updated_at": booking.updated_at,
@@ -136,9 +146,15 @@ async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_book
     return booking
 
 
-def _check_times(body: BookingCreate) -> None:
-    if body.start_time <= datetime.now(UTC):
+def _check_times(body: BookingCreate, settings: Settings) -> None:
+    now = datetime.now(UTC)
+    if body.start_time <= now:
         raise ValidationFailed("start_time must be in the future", details={"field": "start_time"})
+    horizon = settings.booking_horizon_days
+    if body.start_time > now + timedelta(days=horizon):
+        raise ValidationFailed(
+            f"start_time may be at most {horizon} days ahead", details={"field": "start_time"}
+        )
     if body.end_time <= body.start_time:
         raise ValidationFailed("end_time must be after start_time", details={"field": "end_time"})
     if body.end_time - body.start_time > MAX_DURATION:
@@ -159,9 +175,9 @@ async def create_booking(
     request: web.Request, user: db_users.User, body: BookingCreate
 ) -> web.Response:
     check_redundant_owner(body.owner_id, user)
-    _check_times(body)
+    settings = request.app[SETTINGS]
+    _check_times(body, settings)
     await ratelimit.check_booking_rate(request, user.user_id)
-    limit = request.app[SETTINGS].max_pending_bookings
     async with request.app[POOL].acquire() as conn:
         try:
             done = await db_bookings.create_booking(
@@ -172,14 +188,15 @@ async def create_booking(
                 service_id=body.service_id,
                 start_time=body.start_time,
                 end_time=body.end_time,
-                max_pending=limit,
+                max_pending=settings.max_pending_bookings,
+                max_pending_per_sitter=settings.max_pending_per_sitter,
             )
         except asyncpg.ExclusionViolationError:
             clash = await db_bookings.find_clash(
                 conn, body.sitter_id, body.start_time, body.end_time
             )
             raise _overlap_conflict(clash) from None
-    booking = _created_or_refused(done, limit)
+    booking = _created_or_refused(done, settings)
     await events.booking_changed(request.app, event_json(booking))
     return json_response(
         {
@@ -192,9 +209,9 @@ async def create_booking(
     )
 
 
-def _created_or_refused(done: db_bookings.Creation, limit: int) -> db_bookings.Booking:
+def _created_or_refused(done: db_bookings.Creation, settings: Settings) -> db_bookings.Booking:
     """The new booking, or the answer for the first rule the request broke (checked in this
-    order by the database: owner, pet, service, sitter, pending cap)."""
+    order by the database: owner, pet, service, sitter, pending cap, pending with the sitter)."""
     match done.outcome:
         case CreationOutcome.CREATED:
             return done.booking
@@ -209,10 +226,18 @@ def _created_or_refused(done: db_bookings.Creation, limit: int) -> db_bookings.B
                 "The service is not offered by this sitter", details={"field": "sitter_id"}
             )
         case CreationOutcome.TOO_MANY:
+            limit = settings.max_pending_bookings
             raise Conflict(
                 f"You already have {done.pending} pending bookings; at most "
                 f"{limit} may wait for an answer at once",
                 details={"pending": done.pending, "limit": limit},
+            )
+        case CreationOutcome.TOO_MANY_FOR_SITTER:
+            limit = settings.max_pending_per_sitter
+            raise Conflict(
+                f"You already have {done.pending} pending requests with this sitter; at most "
+                f"{limit} may wait for the sitter's answer at once",
+                details={"pending": done.pending, "limit": limit, "field": "sitter_id"},
             )
     raise RuntimeError(f"unhandled booking creation outcome {done.outcome!r}")
 

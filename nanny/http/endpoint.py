@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from nanny.errors import NannyError, ValidationFailed
 from nanny.http import security
+from nanny.inflight import waiting_for_cpu
 from nanny.keys import CPU_EXECUTOR
 from nanny.validation import MAX_ID, validation_error
 
@@ -117,9 +118,10 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     try:
         if len(raw) > _OFFLOAD_BYTES:
             loop = asyncio.get_running_loop()
-            parsed = await loop.run_in_executor(
-                request.app[CPU_EXECUTOR], model.model_validate_json, raw
-            )
+            with waiting_for_cpu():
+                parsed = await loop.run_in_executor(
+                    request.app[CPU_EXECUTOR], model.model_validate_json, raw
+                )
         else:
             parsed = model.model_validate_json(raw)
     except ValidationError as exc:

@@ -51,7 +51,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
             return csrf_refused(request, session)
         async with request.app[POOL].acquire() as conn:
             await db_users.update_preferences(conn, session.user.user_id, {"locale": locale})
-        request.app[CHAT_HUB].user_changed(session.user.user_id)
+        await request.app[CHAT_HUB].user_changed(session.user.user_id)
     response = redirect(safe_next(str(form.get("next", ""))) or "/")
     response.set_cookie(
         i18n.LANG_COOKIE, locale, max_age=LANG_COOKIE_MAX_AGE, **cookie_flags(request)

@@ -19,7 +19,8 @@ from nanny.db.pool import DATABASE_UNAVAILABLE
 from nanny.errors import NannyError, RateLimited
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
-from nanny.keys import METRICS
+from nanny.inflight import was_refused
+from nanny.keys import IN_FLIGHT, METRICS
 
 log = logging.getLogger("nanny.http")
 access_log = logging.getLogger("nanny.access")
@@ -36,7 +37,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: ("validation_error", "The request is malformed"),
     401: ("unauthorized", "Authentication required"),
     403: ("forbidden", "Not allowed"),
@@ -62,6 +63,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if incoming and _REQUEST_ID.match(incoming) else new_request_id()
     request[REQUEST_ID_KEY] = rid
+    in_flight = request.app[IN_FLIGHT]
+    if in_flight.draining:  # arrived on a kept-alive connection after SIGTERM
+        return _shutting_down(rid)
+    # A WebSocket is answered once upgraded; shutdown closes it with 1001 instead.
+    tracked = in_flight.enter(refusable=request.headers.get("Upgrade", "").lower() != "websocket")
     try:
         response = await handler(request)
     except NannyError as exc:
@@ -71,12 +77,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_CODES.get(exc.status, ("error", exc.reason))
+        code, message = HTTP_CODES.get(exc.status, ("error", exc.reason))
         response = error_response(exc.status, code, message)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
     except asyncio.CancelledError:
-        raise
+        if not was_refused():
+            raise
+        return _shutting_down(rid)
     except _UNSTORABLE_TEXT:
         # Text the database cannot hold (NUL) that slipped past the declarations: bad input.
         response = error_response(
@@ -110,8 +118,27 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = error_response(
             500, "internal_error", "Something went wrong on our side", {"request_id": rid}
         )
+    finally:
+        in_flight.leave(tracked)
     if not response.prepared:
         response.headers["X-Request-ID"] = rid
+        if in_flight.draining:
+            response.force_close()
+    return response
+
+
+def _shutting_down(rid: str) -> web.Response:
+    """The answer to a request a shutdown refused: nothing was done, another process (or this
+    one, restarted) may take it."""
+    response = error_response(
+        503,
+        "unavailable",
+        "The server is shutting down; nothing was done: retry the request",
+        {"request_id": rid},
+    )
+    response.headers["Retry-After"] = "1"
+    response.headers["X-Request-ID"] = rid
+    response.force_close()
     return response
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from nanny import i18n
 from nanny.access import is_participant, may_view
+from nanny.client_address import came_over_https
 from nanny.db import booking_views
 from nanny.db import users as db_users
 from nanny.errors import Unauthorized, ValidationFailed
@@ -59,14 +60,17 @@ async def current_session(request: web.Request) -> Session | None:
         claims = security.decode_token(settings, token)
     except Unauthorized:
         return None
-    user = await security.current_user(request.app, claims.user_id)
-    if user is None:
+    try:
+        user = await security.user_for_claims(request.app, claims)
+    except Unauthorized:
         return None
     return Session(user, token, security.csrf_token_for(settings, token))
 
 
 def cookie_flags(request: web.Request) -> dict[str, Any]:
-    return {"path": "/", "httponly": True, "samesite": "Lax", "secure": request.secure}
+    # Secure always with COOKIE_SECURE (production's default), else when the client used HTTPS.
+    secure = request.app[SETTINGS].cookie_secure or came_over_https(request)
+    return {"path": "/", "httponly": True, "samesite": "Lax", "secure": secure}
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:

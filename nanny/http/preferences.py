@@ -62,5 +62,5 @@ async def update_me(request: web.Request, user: User, body: Preferences) -> web.
     if fresh is None:  # deleted since the token was checked
         raise Unauthorized("The account no longer exists")
     # Every process's cached copy of the user goes, so the next page anywhere speaks the choice.
-    request.app[CHAT_HUB].user_changed(user.user_id)
+    await request.app[CHAT_HUB].user_changed(user.user_id)
     return json_response(me_json(fresh))

@@ -6,8 +6,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
+from nanny.emails import normalise_email
 from nanny.phones import MAX_INPUT as MAX_PHONE_INPUT
 from nanny.phones import normalise_phone
 from nanny.validation import no_nul
@@ -49,10 +57,19 @@ def _fits_bcrypt(value: str) -> str:
     return value
 
 
+def _normalised_email(value: object) -> object:
+    # Before the checks, so they see what is stored (NFKC turns a fullwidth at sign into "@").
+    return normalise_email(value) if isinstance(value, str) else value
+
+
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-    Field(json_schema_extra={"format": "email"}),
+    BeforeValidator(_normalised_email),
+    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    Field(
+        json_schema_extra={"format": "email"},
+        description="stored and returned in its normal form: NFKC, case-folded, trimmed",
+    ),
 ]
 
 

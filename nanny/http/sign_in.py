@@ -91,7 +91,9 @@ def _rate_limited(
 
 
 def _signed_in_redirect(request: web.Request, user: db_users.User, target: str | None):
-    token, _ = security.issue_token(request.app[SETTINGS], user.user_id, user.role)
+    token, _ = security.issue_token(
+        request.app[SETTINGS], user.user_id, user.role, user.token_generation
+    )
     response = redirect(target or home_url(request, user))
     set_session_cookie(request, response, token)
     return response
@@ -236,6 +238,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
         sent = form.get(security.CSRF_FIELD, "")
         if not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf):
             return csrf_refused(request)
+        # Ended on the server too: a copy of the cookie no longer signs anyone in.
+        claims = security.decode_token(request.app[SETTINGS], session.token)
+        await auth.sign_out(request.app, claims)
     response = redirect(url(request, "login_page"))
     clear_session_cookie(request, response)
     return response

@@ -28,16 +28,20 @@ class EventKind(StrEnum):
     TYPING = "t"  # someone is typing ("b", "u")
     PRESENCE = "p"  # someone came or went in a room: re-read who is online ("b")
     BOOKING = "b"  # a booking's status changed ("b"; "u" its parties, or "to" one of them)
-    USER = "u"  # a user changed or was deleted ("u", "d" deleted)
+    USER = "u"  # a user changed or was deleted ("u", "d" deleted; "c" a receipt is awaited)
+    RECEIPT = "ack"  # a process handled the confirmed event "c"
 
 
 # Kept for after a Redis outage: messages, read marks, booking events and user changes matter
 # after the fact; typing and presence pings are worthless once stale (presence is re-read
-# anyway).
+# anyway), and so are receipts (their publisher stopped waiting).
 KEPT_WHILE_DOWN = frozenset({EventKind.MESSAGE, EventKind.READ, EventKind.BOOKING, EventKind.USER})
-# Kinds every process hears on one shared channel (user changes reach every process's caches).
-# An event addressed to a user ("to") goes to that user's channel; the others to their room's.
-SHARED_KINDS = frozenset({EventKind.USER})
+# Kinds every process hears on one shared channel (user changes reach every process's caches,
+# and their receipts the process waiting for them). An event addressed to a user ("to") goes to
+# that user's channel; the others to their room's.
+SHARED_KINDS = frozenset({EventKind.USER, EventKind.RECEIPT})
+# How long a process waits for the others to confirm a user change before answering anyway.
+CONFIRM_TIMEOUT = 2.0
 
 RemoteHandler = Callable[[dict[str, Any], str], None]
 ResyncHandler = Callable[[], Awaitable[None]]
@@ -83,6 +87,11 @@ class Broker:
 
     def publish(self, header: dict[str, Any], frame: str) -> None:
         """Hand an event to the other processes; never blocks, never raises."""
+
+    async def publish_confirmed(self, header: dict[str, Any]) -> None:
+        """Hand a shared event to the other processes and return once each has handled it (or
+        after CONFIRM_TIMEOUT): a change that takes a right away holds everywhere by then. One
+        process alone has nobody to tell."""
 
     async def presence_add(self, booking_id: int, user_id: int) -> None:
         raise NotImplementedError

@@ -13,7 +13,7 @@ from nanny.chat.messages import message_json
 from nanny.db import chat as db_chat
 from nanny.db import users as db_users
 from nanny.encoding import dumps
-from nanny.errors import Forbidden, NannyError, Unauthorized, ValidationFailed
+from nanny.errors import Forbidden, NannyError, ValidationFailed
 from nanny.http import security
 from nanny.keys import CHAT, CHAT_HUB, SETTINGS
 from nanny.validation import ClientId, Id, MessageContent, Seq
@@ -112,10 +112,7 @@ async def user_for_token(
 ) -> tuple[db_users.User, security.TokenClaims]:
     """The live user behind a token; Unauthorized otherwise."""
     claims = security.decode_token(app[SETTINGS], token)
-    user = await security.current_user(app, claims.user_id)
-    if user is None:
-        raise Unauthorized("The account no longer exists")
-    return user, claims
+    return await security.user_for_claims(app, claims), claims
 
 
 async def refresh(app: web.Application, conn: Connection, frame: TokenFrame) -> None:

@@ -78,11 +78,13 @@ class ChatHub:
             if not self.connections:
                 self._all_gone.set()
 
-    def user_changed(self, user_id: int, *, deleted: bool = False) -> None:
-        """A user's row changed (sitter approval, deletion): every process forgets its cached
-        copy at once, and a deleted account's sockets are closed wherever they are."""
+    async def user_changed(self, user_id: int, *, deleted: bool = False) -> None:
+        """A user's row changed (sitter approval, rejection, deletion, a token ended): every
+        process forgets its cached copy, and a deleted account's sockets are closed wherever
+        they are, before this returns (the broker waits for every process's receipt), so a
+        right taken away is gone everywhere by the time the change is answered."""
         self._user_changed_here(user_id, deleted)
-        self.broker.publish({"k": EventKind.USER, "u": user_id, "d": deleted}, "")
+        await self.broker.publish_confirmed({"k": EventKind.USER, "u": user_id, "d": deleted})
 
     def _user_changed_here(self, user_id: int, deleted: bool) -> None:
         self._user_cache.forget(user_id)

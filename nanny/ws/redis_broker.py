@@ -26,11 +26,43 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from nanny.ws.broker import KEPT_WHILE_DOWN, SHARED_KINDS, Broker, decode_event, encode_event
+from nanny.ws.broker import (
+    CONFIRM_TIMEOUT,
+    KEPT_WHILE_DOWN,
+    SHARED_KINDS,
+    Broker,
+    EventKind,
+    decode_event,
+    encode_event,
+)
 
 log = logging.getLogger("nanny.ws.broker")
 
 OUTBOX_LIMIT = 100_000
+
+
+class _Receipts:
+    """The processes' receipts of one confirmed event; some may come before Redis has said
+    how many processes heard it."""
+
+    __slots__ = ("done", "known", "missing")
+
+    def __init__(self) -> None:
+        self.missing = 0
+        self.known = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def arrived(self) -> None:
+        self.missing -= 1
+        if self.known and self.missing <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def expect(self, count: int) -> asyncio.Future:
+        self.missing += count
+        self.known = True
+        if self.missing <= 0 and not self.done.done():
+            self.done.set_result(None)
+        return self.done
 
 
 class RedisBroker(Broker):
@@ -68,6 +100,8 @@ class RedisBroker(Broker):
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._drained: asyncio.Event | None = None
+        # confirmation id -> the receipts awaited for it (publish_confirmed)
+        self._receipts: dict[str, _Receipts] = {}
 
     def room_channel(self, booking_id: int) -> str:
         return f"{self._prefix}:room:{booking_id}"
@@ -242,12 +276,39 @@ class RedisBroker(Broker):
             return
         if header.get("o") == self.origin:
             return  # delivered locally when it was published
+        if header.get("k") == EventKind.RECEIPT:
+            receipts = self._receipts.get(header.get("c"))
+            if receipts is not None:
+                receipts.arrived()
+            return
         try:
             self._on_remote(header, frame)
         except Exception:
             log.exception("handling a broker event failed")
+        if "c" in header:  # its publisher waits until every process has handled it
+            self.publish({"k": EventKind.RECEIPT, "c": header["c"]}, "")
 
     # -- publishing ----------------------------------------------------------------------
+
+    async def publish_confirmed(self, header: dict[str, Any]) -> None:
+        confirmation = uuid.uuid4().hex[:16]
+        header |= {"o": self.origin, "c": confirmation}
+        receipts = self._receipts[confirmation] = _Receipts()
+        try:
+            # Published at once, not through the outbox: Redis answers with how many
+            # subscribers heard it, this process's own listener among them.
+            heard = await self._redis.publish(self._shared_channel, encode_event(header, ""))
+            others = heard - (1 if self.connected else 0)
+            await asyncio.wait_for(receipts.expect(others), CONFIRM_TIMEOUT)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # A process that missed it drops its whole cache once it hears Redis again.
+            log.warning(
+                "a user change was not confirmed by every process (%s receipts missing): %r",
+                receipts.missing if receipts.known else "all",
+                exc,
+            )
+        finally:
+            del self._receipts[confirmation]
 
     def publish(self, header: dict[str, Any], frame: str) -> None:
         header["o"] = self.origin

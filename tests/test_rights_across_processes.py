@@ -1,0 +1,141 @@
+"""A decision that takes a right away holds on every process by the time it is answered: two
+real `nanny serve` processes share the database and Redis; the decision is made through one and
+the right used at once through the other, whose cache held the user (AUTH_CACHE_SECONDS, 30 s).
+Before, the change reached the other process a moment after the answer: a sitter rejected on
+one process created services on the other in 3 of 30 tries."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from nanny.app import create_app
+from nanny.keys import CHAT_HUB, POOL
+from tests.chat_support import Server, server_env
+from tests.factories import PASSWORD, login, make_admin, make_owner, make_sitter
+from tests.faults import TcpProxy
+
+TRIES = 30
+
+
+@pytest.fixture
+async def two_processes(settings, redis_server_url, aiohttp_client):
+    """(process one, process two, an in-process app on the same database and Redis, a session)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    env = server_env(settings.database_url, redis_server_url, REDIS_PREFIX=prefix)
+    one, two = Server(env).start(), Server(env).start()
+    session = aiohttp.ClientSession()
+    try:
+        local = dataclasses.replace(
+            settings, redis_url=redis_server_url, redis_prefix=prefix, rate_limit_enabled=False
+        )
+        client = await aiohttp_client(create_app(local))
+        for server in (one, two):
+            assert (await server.healthy())["redis"] == "ok"
+        yield one, two, client, session
+    finally:
+        await session.close()
+        for server in (one, two):
+            server.kill()
+
+
+async def test_a_rejected_sitter_cannot_create_services_anywhere(two_processes):
+    one, two, client, session = two_processes
+    admin = await make_admin(client)
+    sitter = await make_sitter(client)
+    service = {"type": "walking", "price_per_hour": "2500.00", "description": "Walks"}
+
+    async def call(server: Server, method: str, path: str, headers, **kw) -> int:
+        async with session.request(method, f"{server.url}{path}", headers=headers, **kw) as r:
+            await r.read()
+            return r.status
+
+    created = 0
+    for _ in range(TRIES):
+        approve = f"/api/admin/sitters/{sitter.user_id}/approve"
+        assert await call(one, "POST", approve, admin.headers) == 200
+        assert await call(two, "GET", "/api/auth/me", sitter.headers) == 200  # cached there
+        reject = f"/api/admin/sitters/{sitter.user_id}/reject"
+        assert await call(one, "POST", reject, admin.headers) == 200
+        status = await call(two, "POST", "/api/services", sitter.headers, json=service)
+        assert status in (201, 403)
+        created += status == 201
+    assert created == 0, f"{created} of {TRIES} services created after the rejection"
+
+
+async def test_a_deleted_account_is_refused_everywhere_at_once(two_processes):
+    one, two, client, session = two_processes
+    admin = await make_admin(client)
+    owners = [await make_owner(client) for _ in range(TRIES)]
+
+    async def me(server: Server, headers) -> int:
+        async with session.get(f"{server.url}/api/auth/me", headers=headers) as resp:
+            return resp.status
+
+    assert await asyncio.gather(*(me(two, o.headers) for o in owners)) == [200] * TRIES
+    for owner in owners:
+        async with session.delete(
+            f"{one.url}/api/admin/users/{owner.user_id}", headers=admin.headers
+        ) as resp:
+            assert resp.status == 204
+        assert await me(two, owner.headers) == 401
+
+
+async def test_ended_tokens_are_refused_everywhere_at_once(two_processes):
+    one, two, client, session = two_processes
+    owner = await make_owner(client)
+
+    async def call(server: Server, method: str, path: str, token: str, **kw) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.request(method, f"{server.url}{path}", headers=headers, **kw) as r:
+            return r.status, (await r.json() if r.status != 204 else {})
+
+    for _ in range(TRIES):
+        token = (await login(client, owner.email))["token"]
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 200  # cached there
+        assert (await call(one, "POST", "/api/auth/logout", token))[0] == 204
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 401
+
+    others = [(await login(client, owner.email))["token"] for _ in range(3)]
+    for token in others:
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 200
+    body = {"current_password": PASSWORD, "new_password": "another-long-pass"}
+    status, fresh = await call(one, "POST", "/api/auth/password", others[0], json=body)
+    assert status == 200
+    for token in others:
+        assert (await call(two, "GET", "/api/auth/me", token))[0] == 401
+    assert (await call(two, "GET", "/api/auth/me", fresh["token"]))[0] == 200
+
+
+async def test_a_process_deaf_to_the_others_reads_users_from_the_database(
+    settings, redis_server_url, aiohttp_client
+):
+    """While this process cannot hear other processes' user changes (Redis away), it does not
+    trust its cache: a deletion made elsewhere holds here at once, not after 30 s."""
+    parts = urlsplit(redis_server_url)
+    proxy = TcpProxy(host=parts.hostname, port=parts.port)
+    await proxy.start()
+    try:
+        local = dataclasses.replace(
+            settings,
+            redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}",
+            redis_prefix=f"t{uuid.uuid4().hex[:10]}",
+        )
+        client = await aiohttp_client(create_app(local))
+        owner = await make_owner(client)
+        assert (await client.get("/api/auth/me", headers=owner.headers)).status == 200
+        broker = client.app[CHAT_HUB].broker
+        await proxy.cut()
+        while broker.connected:
+            await asyncio.sleep(0.02)
+        await client.app[POOL].execute(
+            "UPDATE users SET deleted_at = now(), email = NULL WHERE user_id = $1", owner.user_id
+        )
+        assert (await client.get("/api/auth/me", headers=owner.headers)).status == 401
+    finally:
+        await proxy.close()
