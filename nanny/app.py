@@ -34,11 +34,14 @@ from nanny.http import (
     services,
     sign_in,
 )
+from nanny.http import media as http_media
 from nanny.http import metrics as http_metrics
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
     HEALTH_CHECKS,
+    MEDIA,
+    MEDIA_URLS,
     METRICS,
     POOL,
     SEARCH_CACHE,
@@ -47,6 +50,10 @@ from nanny.keys import (
     WS_COMMANDS,
     WS_LIMITS,
 )
+from nanny.media.library import MediaLibrary
+from nanny.media.processing import ImageProcessor, make_executor
+from nanny.media.storage import FileStorage
+from nanny.media.urls import MediaUrls
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
@@ -97,6 +104,16 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Photos: the image workers (bounded), the file storage and the use cases over them."""
+    settings = app[SETTINGS]
+    executor = make_executor(settings.media_executor, settings.media_workers)
+    processor = ImageProcessor(executor, settings.media_workers)
+    app[MEDIA] = MediaLibrary(app[POOL], FileStorage(settings.media_root), processor)
+    yield
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
 def setup_pages(app: web.Application) -> None:
     """Templates (autoescaped: user data is never markup) and the static scripts and styles."""
     aiohttp_jinja2.setup(
@@ -123,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
     app[WS_LIMITS] = WsLimits()
     app[WS_COMMANDS] = ws_commands.chat_commands()
+    app[MEDIA_URLS] = MediaUrls.from_secret(settings.jwt_secret)
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
@@ -130,6 +148,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     # The chat hub subscribes to booking events, so it starts before the expiry task emits any.
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
@@ -143,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(payments.routes)
     app.add_routes(reviews.routes)
     app.add_routes(chat.routes)
+    app.add_routes(http_media.routes)
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)

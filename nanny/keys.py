@@ -13,6 +13,8 @@ from aiohttp import web
 from nanny.cache import TtlCache
 from nanny.chat.messages import Chat
 from nanny.config import Settings
+from nanny.media.library import MediaLibrary
+from nanny.media.urls import MediaUrls
 from nanny.metrics import Metrics
 from nanny.ratelimit_backends import RateLimitBackend
 from nanny.ws.hub import ChatHub
@@ -41,3 +43,7 @@ WS_COMMANDS = web.AppKey("ws_commands", CommandRegistry)
 WS_LIMITS = web.AppKey("ws_limits", WsLimits)
 # Live users by id, per process (nanny.http.security.current_user); cleared by local user writes.
 USER_CACHE = web.AppKey("user_cache", TtlCache)
+# Photos: their use cases, storage and image worker (nanny.media.library), and the signer of
+# their URLs.
+MEDIA = web.AppKey("media", MediaLibrary)
+MEDIA_URLS = web.AppKey("media_urls", MediaUrls)
