@@ -12,6 +12,19 @@ function pick(data, path) {
   return path.split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), data);
 }
 
+function bytesText(value) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let n = Number(value);
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return `${unit ? n.toFixed(1) : n} ${units[unit]}`;
+}
+
+const FORMATS = { money, bytes: bytesText };
+
 async function loadStats() {
   let stats;
   try {
@@ -26,7 +39,7 @@ async function loadStats() {
   stats.bookings.total = sum(stats.bookings);
   for (const el of document.querySelectorAll('[data-stat]')) {
     const value = pick(stats, el.dataset.stat);
-    const text = value === undefined ? '—' : el.dataset.format === 'money' ? money(value) : String(value);
+    const text = value === undefined ? '—' : (FORMATS[el.dataset.format] || String)(value);
     if (el.textContent !== text) {
       const changed = el.textContent !== '—';
       el.textContent = text;

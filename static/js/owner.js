@@ -5,6 +5,7 @@ import {
   $, h, busy, clearErrors, startPage, confirmAction, formJson, money, PET_LABEL, SERVICE_LABEL, showError, stars, toast,
 } from './dom.js';
 import { LiveSocket } from './live.js';
+import { petAvatar, resetPetPhoto, savePetPhoto } from './pet-photo.js';
 
 const PAGE_SIZE = 12;
 const pets = new Map();
@@ -28,7 +29,7 @@ function renderPets() {
   list.replaceChildren(
     ...[...pets.values()].map((pet) =>
       h('li', { class: 'pet', dataset: { petId: pet.pet_id } },
-        h('span', { class: 'pet-icon', 'aria-hidden': 'true', text: pet.name.slice(0, 1).toUpperCase() }),
+        petAvatar(pet),
         h('div', { class: 'pet-body' },
           h('strong', { text: pet.name }),
           h('p', { text: `${PET_LABEL[pet.type] || pet.type} · ${pet.age} ${pet.age === 1 ? 'year' : 'years'}${pet.notes ? ` · ${pet.notes}` : ''}` })),
@@ -44,6 +45,7 @@ function openPetForm(pet) {
   clearErrors(petForm);
   petForm.reset();
   petForm.elements.pet_id.value = pet ? pet.pet_id : '';
+  resetPetPhoto(pet);
   $('#pet-form-title').textContent = pet ? `Edit ${pet.name}` : 'Add a pet';
   if (pet) {
     petForm.elements.name.value = pet.name;
@@ -68,10 +70,14 @@ petForm.addEventListener('submit', async (event) => {
         ? await api(`/api/pets/${id}`, { method: 'PUT', body })
         : await api('/api/pets', { method: 'POST', body });
       pets.set(pet.pet_id, pet);
+      // Saved: a photo that fails to upload is sent again as an edit of this pet.
+      petForm.elements.pet_id.value = pet.pet_id;
+      pets.set(pet.pet_id, await savePetPhoto(pet));
       renderPets();
       petForm.hidden = true;
       toast(id ? `${pet.name} updated` : `${pet.name} added`);
     } catch (err) {
+      renderPets();
       showError(petForm, err);
     }
   });
