@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-
 from nanny.expiry import run_expiry_if_due
 from nanny.keys import MEDIA, POOL
 from tests.chat_support import recv, subscribe
@@ -16,14 +14,6 @@ from tests.market import assert_error, make_pet
 from tests.photos import attach, decode, encode, form, picture
 from tests.rows import insert_booking
 from tests.test_photos import fetch, media_files
-
-
-@pytest.fixture
-async def room(client):
-    owner = await make_owner(client)
-    sitter = await make_sitter(client)
-    booking_id = await insert_booking(client, owner.user_id, sitter.user_id)
-    return owner, sitter, booking_id
 
 
 async def send(client, account, booking_id: int, **body):
@@ -38,8 +28,8 @@ def photo(seed: int) -> bytes:
     return encode(picture((400 + seed, 300)), "JPEG")
 
 
-async def test_a_message_with_photos_and_no_text(client, room):
-    owner, sitter, booking_id = room
+async def test_a_message_with_photos_and_no_text(client, booking_room):
+    owner, sitter, booking_id = booking_room
     first = await attach(client, sitter, booking_id, photo(1))
     second = await attach(client, sitter, booking_id, photo(2))
     ids = [second["attachment_id"], first["attachment_id"]]  # the order sent is kept
@@ -70,8 +60,8 @@ async def test_a_message_with_photos_and_no_text(client, room):
     assert status == 201 and message["content"] == "Barsik says hi"
 
 
-async def test_attachments_that_are_not_the_senders_to_give_are_refused(client, room):
-    owner, sitter, booking_id = room
+async def test_attachments_that_are_not_the_senders_to_give_are_refused(client, booking_room):
+    owner, sitter, booking_id = booking_room
     other_booking = await insert_booking(client, owner.user_id, sitter.user_id)
     elsewhere = await attach(client, owner, other_booking, photo(1))
     sitters = await attach(client, sitter, booking_id, photo(2))
@@ -94,8 +84,8 @@ async def test_attachments_that_are_not_the_senders_to_give_are_refused(client, 
     assert await client.app[POOL].fetchval("SELECT count(*) FROM messages") == 1
 
 
-async def test_bad_attachment_lists_and_empty_messages_are_refused(client, room):
-    owner, _, booking_id = room
+async def test_bad_attachment_lists_and_empty_messages_are_refused(client, booking_room):
+    owner, _, booking_id = booking_room
     five = [(await attach(client, owner, booking_id, photo(i)))["attachment_id"] for i in range(5)]
     cases = [
         ({"attachment_ids": five}, "attachment_ids"),  # at most 4
@@ -116,8 +106,8 @@ async def test_bad_attachment_lists_and_empty_messages_are_refused(client, room)
     assert status == 201 and len(message["attachments"]) == 4
 
 
-async def test_two_messages_never_claim_one_photo(client, room):
-    owner, _, booking_id = room
+async def test_two_messages_never_claim_one_photo(client, booking_room):
+    owner, _, booking_id = booking_room
     for round_ in range(3):
         shared = await attach(client, owner, booking_id, photo(10 + round_))
         results = await asyncio.gather(
@@ -139,8 +129,8 @@ async def test_two_messages_never_claim_one_photo(client, room):
     assert sorted(r["count"] for r in claimed) == [1, 1, 1]
 
 
-async def test_a_retried_client_id_returns_the_original_with_its_photos(client, room):
-    owner, _, booking_id = room
+async def test_a_retried_client_id_returns_the_original_with_its_photos(client, booking_room):
+    owner, _, booking_id = booking_room
     first = await attach(client, owner, booking_id, photo(1))
     body = {"attachment_ids": [first["attachment_id"]], "client_id": "retry-1"}
     status, original = await send(client, owner, booking_id, **body)
@@ -150,8 +140,8 @@ async def test_a_retried_client_id_returns_the_original_with_its_photos(client, 
     assert again["attachments"] == original["attachments"]
 
 
-async def test_websocket_send_with_photos(client, room):
-    owner, sitter, booking_id = room
+async def test_websocket_send_with_photos(client, booking_room):
+    owner, sitter, booking_id = booking_room
     pic = await attach(client, sitter, booking_id, photo(1))
     o = await client.ws_connect("/api/ws", headers=owner.headers)
     s = await client.ws_connect("/api/ws", headers=sitter.headers)
@@ -182,8 +172,8 @@ async def test_websocket_send_with_photos(client, room):
     await s.close()
 
 
-async def test_attachments_never_sent_are_deleted_after_24_hours(client, room):
-    owner, _, booking_id = room
+async def test_attachments_never_sent_are_deleted_after_24_hours(client, booking_room):
+    owner, _, booking_id = booking_room
     pool = client.app[POOL]
     stale = await attach(client, owner, booking_id, photo(1))
     sent = await attach(client, owner, booking_id, photo(2))
@@ -275,8 +265,10 @@ async def test_deleting_a_pet_deletes_its_photo_files(client):
     assert await client.app[POOL].fetchval("SELECT count(*) FROM media_files") == 0
 
 
-async def test_deleting_a_user_deletes_their_images_and_admin_stats_count_them(client, room):
-    owner, sitter, booking_id = room
+async def test_deleting_a_user_deletes_their_images_and_admin_stats_count_them(
+    client, booking_room
+):
+    owner, sitter, booking_id = booking_room
     admin = await make_admin(client)
     pet = await make_pet(client, owner)
     resp = await client.put(f"/api/pets/{pet['pet_id']}/photo", **await photo_form(owner, photo(1)))

@@ -4,9 +4,11 @@ signed URLs that serve them. Every image is a real file made here with Pillow.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import re
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +17,7 @@ from PIL import Image
 
 from nanny.http.media import MAX_UPLOAD_BYTES
 from nanny.keys import MEDIA, MEDIA_URLS, POOL
+from nanny.media.processing import WORKER_NICENESS, make_executor
 from nanny.media.urls import MediaUrls
 from tests.factories import make_admin, make_owner, make_sitter
 from tests.market import assert_error
@@ -30,14 +33,6 @@ from tests.photos import (
     upload,
 )
 from tests.rows import insert_booking
-
-
-@pytest.fixture
-async def room(client):
-    owner = await make_owner(client)
-    sitter = await make_sitter(client)
-    booking_id = await insert_booking(client, owner.user_id, sitter.user_id)
-    return owner, sitter, booking_id
 
 
 async def fetch(client, url: str, **kwargs):
@@ -60,8 +55,8 @@ def media_files(client) -> list[str]:
         ("HEIF", "RGB", "image/jpeg"),  # what iPhones send
     ],
 )
-async def test_each_accepted_format_is_re_encoded(client, room, fmt, mode, served_as):
-    owner, _, booking_id = room
+async def test_each_accepted_format_is_re_encoded(client, booking_room, fmt, mode, served_as):
+    owner, _, booking_id = booking_room
     image = picture((800, 600), mode)
     if mode == "RGBA":
         image.putalpha(Image.linear_gradient("L").resize((800, 600)))
@@ -91,8 +86,8 @@ async def test_each_accepted_format_is_re_encoded(client, room, fmt, mode, serve
     assert thumb_resp.status == 200 and decode(thumb).size == (320, 240)
 
 
-async def test_sizes_are_capped_and_never_enlarged(client, room):
-    owner, _, booking_id = room
+async def test_sizes_are_capped_and_never_enlarged(client, booking_room):
+    owner, _, booking_id = booking_room
     big = await attach(client, owner, booking_id, encode(picture((4000, 1000)), "JPEG"))
     assert (big["width"], big["height"]) == (1600, 400)
     _, thumb = await fetch(client, big["thumb_url"])
@@ -103,8 +98,8 @@ async def test_sizes_are_capped_and_never_enlarged(client, room):
     assert decode(thumb).size == (200, 150)
 
 
-async def test_gps_and_all_other_metadata_are_stripped(client, room):
-    owner, _, booking_id = room
+async def test_gps_and_all_other_metadata_are_stripped(client, booking_room):
+    owner, _, booking_id = booking_room
     original = jpeg_with_gps()
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(GPS_IFD)  # the upload has GPS
     body = await attach(client, owner, booking_id, original)
@@ -117,8 +112,8 @@ async def test_gps_and_all_other_metadata_are_stripped(client, room):
         assert b"Exif" not in data and b"PhoneMaker" not in data
 
 
-async def test_exif_orientation_is_applied(client, room):
-    owner, _, booking_id = room
+async def test_exif_orientation_is_applied(client, booking_room):
+    owner, _, booking_id = booking_room
     # Orientation 6: the sensor's image must be turned 90 degrees clockwise to be upright.
     body = await attach(client, owner, booking_id, jpeg_with_gps((640, 480), orientation=6))
     assert (body["width"], body["height"]) == (480, 640)
@@ -130,8 +125,8 @@ async def test_exif_orientation_is_applied(client, room):
     assert upright.getexif().get(0x0112) is None
 
 
-async def test_a_text_file_named_jpg_and_a_png_bomb_are_refused(client, room):
-    owner, _, booking_id = room
+async def test_a_text_file_named_jpg_and_a_png_bomb_are_refused(client, booking_room):
+    owner, _, booking_id = booking_room
     resp = await upload(client, owner, booking_id, b"just some text\n" * 20, filename="cat.jpg")
     assert resp.status == 400
     assert_error(await resp.json(), "validation_error", "file")
@@ -151,8 +146,8 @@ async def test_a_text_file_named_jpg_and_a_png_bomb_are_refused(client, room):
     assert media_files(client) == []
 
 
-async def test_forms_other_than_one_file_field_are_refused(client, room):
-    owner, _, booking_id = room
+async def test_forms_other_than_one_file_field_are_refused(client, booking_room):
+    owner, _, booking_id = booking_room
     path = f"/api/bookings/{booking_id}/attachments"
     jpeg = encode(picture(), "JPEG")
     resp = await client.post(path, data=jpeg, headers=owner.headers)  # not a form
@@ -174,8 +169,8 @@ async def test_forms_other_than_one_file_field_are_refused(client, room):
     assert_error(await resp.json(), "validation_error", "file")
 
 
-async def test_one_byte_over_10_mib_is_refused_with_413(client, room):
-    owner, _, booking_id = room
+async def test_one_byte_over_10_mib_is_refused_with_413(client, booking_room):
+    owner, _, booking_id = booking_room
     resp = await upload(client, owner, booking_id, os.urandom(MAX_UPLOAD_BYTES + 1))
     assert resp.status == 413
     data = await resp.json()
@@ -218,8 +213,8 @@ async def _raw_upload(client, owner, path: str, declared: int | None, sent: int)
     return answer
 
 
-async def test_413_comes_before_the_client_has_sent_everything(client, room):
-    owner, _, booking_id = room
+async def test_413_comes_before_the_client_has_sent_everything(client, booking_room):
+    owner, _, booking_id = booking_room
     path = f"/api/bookings/{booking_id}/attachments"
     # A declared length beyond the limit: answered before any of the file is read.
     answer = await _raw_upload(client, owner, path, declared=50 * 2**20, sent=0)
@@ -236,8 +231,8 @@ async def test_413_comes_before_the_client_has_sent_everything(client, room):
     assert await client.app[POOL].fetchval("SELECT count(*) FROM images") == 0
 
 
-async def test_strangers_get_404_and_admins_403_before_anything_is_read(client, room):
-    owner, sitter, booking_id = room
+async def test_strangers_get_404_and_admins_403_before_anything_is_read(client, booking_room):
+    owner, sitter, booking_id = booking_room
     stranger = await make_owner(client)
     jpeg = encode(picture(), "JPEG")
     resp = await upload(client, stranger, booking_id, jpeg)
@@ -256,8 +251,8 @@ async def test_strangers_get_404_and_admins_403_before_anything_is_read(client, 
     assert (await upload(client, sitter, booking_id, jpeg)).status == 201
 
 
-async def test_urls_are_signed_expiring_and_served_with_cache_headers(client, room):
-    owner, _, booking_id = room
+async def test_urls_are_signed_expiring_and_served_with_cache_headers(client, booking_room):
+    owner, _, booking_id = booking_room
     body = await attach(client, owner, booking_id)
     resp, data = await fetch(client, body["url"])  # no token, no cookie
     assert resp.status == 200 and decode(data).format == "JPEG"
@@ -305,8 +300,8 @@ async def test_urls_are_signed_expiring_and_served_with_cache_headers(client, ro
     assert (await client.get(f"{path}?variant=full")).status == 400
 
 
-async def test_a_failed_upload_leaves_no_file_and_no_row(client, room):
-    owner, _, booking_id = room
+async def test_a_failed_upload_leaves_no_file_and_no_row(client, booking_room):
+    owner, _, booking_id = booking_room
     library = client.app[MEDIA]
     real = library.storage
 
@@ -346,11 +341,11 @@ async def test_a_failed_upload_leaves_no_file_and_no_row(client, room):
     assert await pool.fetchval("SELECT array_agg(refs) FROM media_files") == [2, 2]
 
 
-async def test_a_burst_of_uploads_does_not_stall_the_event_loop(client, room):
+async def test_a_burst_of_uploads_does_not_stall_the_event_loop(client, booking_room):
     """Each of these images takes about a second of decoding and encoding. Done on the event
     loop, every upload would freeze it (and every chat and REST request with it) for that long;
     in the image workers the loop keeps ticking, and the uploads queue for a worker."""
-    owner, _, booking_id = room
+    owner, _, booking_id = booking_room
     heavy = io.BytesIO()
     Image.linear_gradient("L").resize((6000, 6000)).convert("RGB").save(
         heavy, "PNG", compress_level=1
@@ -385,3 +380,34 @@ async def test_a_burst_of_uploads_does_not_stall_the_event_loop(client, room):
     assert took > 1.0  # the work was real
     assert worst < 0.5, f"the loop stalled for {worst:.2f}s"
     assert max(health) < 0.5, health
+
+
+async def test_worker_processes_do_the_same_work(aiohttp_client, settings, tmp_path):
+    """MEDIA_EXECUTOR=process: the image work in worker processes, with the same result."""
+    from nanny.app import create_app
+
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, media_executor="process", media_workers=1))
+    )
+    owner = await make_owner(client)
+    sitter = await make_sitter(client)
+    booking_id = await insert_booking(client, owner.user_id, sitter.user_id)
+    body = await attach(client, owner, booking_id, jpeg_with_gps((640, 480), orientation=6))
+    assert (body["width"], body["height"]) == (480, 640)
+    resp = await upload(client, owner, booking_id, png_bomb(10_000))
+    assert resp.status == 400
+    _, data = await fetch(client, body["url"])
+    assert len(decode(data).getexif()) == 0
+
+
+def test_image_workers_yield_the_cpu_to_the_event_loop():
+    """Worker threads and processes run at a lower priority than the loop's thread."""
+    loop_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    for kind in ("thread", "process"):
+        executor = make_executor(kind, 1)
+        try:
+            assert executor.submit(os.getpriority, os.PRIO_PROCESS, 0).result() == min(
+                19, loop_priority + WORKER_NICENESS
+            ), kind
+        finally:
+            executor.shutdown()

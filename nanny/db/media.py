@@ -15,18 +15,24 @@ from nanny.db.chat import AttachedImage
 
 
 @dataclass(frozen=True, slots=True)
-class Image:
+class ImageFiles:
+    """An image's two files (display size and thumbnail) and what to say about them."""
+
+    content_type: str
+    width: int  # of the display size
+    height: int
+    bytes: int  # of the display size
+    full_key: str
+    thumb_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Image(ImageFiles):
     image_id: int
     uploader_id: int
     booking_id: int | None
     pet_id: int | None
     message_id: int | None
-    content_type: str
-    width: int
-    height: int
-    bytes: int
-    full_key: str
-    thumb_key: str
     created_at: datetime
 
     @property
@@ -51,19 +57,9 @@ async def lock_file(conn: asyncpg.Connection, key: str, size: int) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class NewImage:
-    content_type: str
-    width: int
-    height: int
-    bytes: int
-    full_key: str
-    thumb_key: str
-
-
 async def insert_image(
     conn: asyncpg.Connection,
-    image: NewImage,
+    image: ImageFiles,
     *,
     uploader_id: int,
     booking_id: int | None = None,

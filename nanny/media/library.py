@@ -88,7 +88,7 @@ class MediaLibrary:
                 if await self.storage.put(key, files[key].data):
                     written.append(key)
             full, thumb = processed.full, processed.thumb
-            new = db_media.NewImage(
+            new = db_media.ImageFiles(
                 content_type=full.content_type,
                 width=full.width,
                 height=full.height,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -20,6 +22,21 @@ from nanny.media.images import Processed, process_image
 ADMITTED_PER_JOB = 4
 
 
+# Image workers run this much nicer than the event loops: when the cores are busy, the kernel
+# gives them to chat and REST first, and the uploads wait instead.
+WORKER_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Make the calling thread (a worker process's, or a pool thread's: on Linux each thread has
+    its own niceness) yield the CPU to the event loops."""
+    # A platform without per-thread niceness keeps the default priority.
+    with contextlib.suppress(AttributeError, OSError):
+        me = threading.get_native_id()
+        niceness = min(19, os.getpriority(os.PRIO_PROCESS, me) + WORKER_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, me, niceness)
+
+
 def make_executor(kind: str, workers: int) -> Executor:
     """`thread`: Pillow releases the GIL while it decodes, resizes and encodes, so threads run
     the work in parallel with the loop. `process`: worker processes, which share nothing with
@@ -27,8 +44,12 @@ def make_executor(kind: str, workers: int) -> Executor:
     if kind == "process":
         # forkserver: a fresh child, not a fork of a process running an event loop and threads.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanny-image")
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=lower_priority
+        )
+    return ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="nanny-image", initializer=lower_priority
+    )
 
 
 class ImageProcessor:
