@@ -13,7 +13,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from nanny.http.media import MAX_UPLOAD_BYTES
 from nanny.keys import MEDIA, MEDIA_URLS, POOL
@@ -411,3 +411,43 @@ def test_image_workers_yield_the_cpu_to_the_event_loop():
             ), kind
         finally:
             executor.shutdown()
+
+
+async def test_colour_profiles_grey_16_bit_and_just_over_40_megapixels(client, booking_room):
+    owner, _, booking_id = booking_room
+    # A colour profile is applied, then dropped.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    body = await attach(client, owner, booking_id, encode(picture(), "JPEG", icc_profile=srgb))
+    _, data = await fetch(client, body["url"])
+    served = decode(data)
+    assert "icc_profile" not in served.info
+    assert served.getpixel((10, 10)) == pytest.approx((220, 30, 30), abs=12)
+    # 16-bit greyscale (scanners, some editors) becomes 8-bit.
+    grey = Image.linear_gradient("L").resize((400, 300)).convert("I;16")
+    grey = grey.point(lambda v: v * 256)
+    body = await attach(client, owner, booking_id, encode(grey, "PNG"))
+    _, data = await fetch(client, body["url"])
+    served = decode(data)
+    # Black to white, not clipped to white from the first 1/256 of the range on.
+    assert served.getpixel((200, 1))[0] < 10 and served.getpixel((200, 299))[0] > 245
+    assert served.getpixel((200, 150))[0] == pytest.approx(128, abs=10)
+    # Refused by our own limit (Pillow's own refuses only beyond twice as many).
+    resp = await upload(client, owner, booking_id, png_bomb(6_500))
+    assert resp.status == 400
+    assert "6500 x 6500" in (await resp.json())["error"]
+
+
+async def test_an_image_whose_file_is_gone_is_a_404(client, booking_room):
+    owner, _, booking_id = booking_room
+    body = await attach(client, owner, booking_id)
+    library = client.app[MEDIA]
+    key = await client.app[POOL].fetchval(
+        "SELECT full_key FROM images WHERE image_id = $1", body["attachment_id"]
+    )
+    await library.storage.delete(key)
+    await library.storage.delete(key)  # deleting what is not there is no error
+    resp = await client.get(body["url"])
+    assert resp.status == 404
+    assert_error(await resp.json(), "not_found")
+    with pytest.raises(ValueError):
+        library.storage.path("../../etc/passwd")
