@@ -21,8 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NANNY_DATA_DIR=/var/lib/nanny
 RUN groupadd --system --gid 10001 nanny \
     && useradd --system --uid 10001 --gid nanny --home-dir /var/lib/nanny --shell /usr/sbin/nologin nanny \
-    && mkdir -p /var/lib/nanny \
-    && chown nanny:nanny /var/lib/nanny
+    && mkdir -p /var/lib/nanny/media \
+    && chown -R nanny:nanny /var/lib/nanny
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/nanny-*.whl
 # The wheel holds the package; migrations, templates, static files and the translation catalogs

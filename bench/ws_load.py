@@ -217,57 +217,85 @@ async def seed(dsn: str, rooms: int, tag: str) -> list[tuple[int, int, int]]:
         await conn.close()
 
 
+class BenchServer:
+    """`nanny serve --workers N` on 127.0.0.1 over a fresh database (dropped afterwards) and
+    Redis with a private prefix; `extra_env` adds to its environment."""
+
+    def __init__(self, workers: int, *, port: int = 0, **extra_env: str):
+        self.admin_dsn = (
+            os.environ.get("BENCH_DATABASE_URL")
+            or os.environ.get("TEST_DATABASE_URL")
+            or "postgresql://postgres@127.0.0.1:5432/postgres"
+        )
+        self.redis_url = (
+            os.environ.get("BENCH_REDIS_URL")
+            or os.environ.get("TEST_REDIS_URL")
+            or "redis://127.0.0.1:6379/0"
+        )
+        self.tag = uuid.uuid4().hex[:8]
+        self.dbname = f"nanny_bench_{self.tag}"
+        self.dsn = with_database(self.admin_dsn, self.dbname)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.extra_env = extra_env
+        self.proc: subprocess.Popen | None = None
+        self._admin = None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        self._admin = await asyncpg.connect(self.admin_dsn)
+        await self._admin.execute(f'CREATE DATABASE "{self.dbname}"')
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env |= {
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": self.dsn,
+            "REDIS_URL": self.redis_url,
+            "REDIS_PREFIX": f"bench{self.tag}",
+            "JWT_SECRET": SECRET,
+            "NANNY_ENV": "test",
+            "LOG_LEVEL": "WARNING",
+        } | self.extra_env
+        cmd = [sys.executable, "-m", "nanny", "serve", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--workers", str(self.workers)]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+        for _ in range(600):
+            try:
+                async with session.get(f"{self.url}/api/health") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise SystemExit("server did not become healthy")
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._admin is not None:
+            await self._admin.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+            await self._admin.close()
+
+
 async def run(args) -> None:
     started = time.monotonic()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    admin_dsn = (
-        os.environ.get("BENCH_DATABASE_URL")
-        or os.environ.get("TEST_DATABASE_URL")
-        or "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = (
-        os.environ.get("BENCH_REDIS_URL")
-        or os.environ.get("TEST_REDIS_URL")
-        or "redis://127.0.0.1:6379/0"
-    )
-    tag = uuid.uuid4().hex[:8]
-    dbname = f"nanny_bench_{tag}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{dbname}"')
-    dsn = with_database(admin_dsn, dbname)
-    port = args.port or free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": dsn,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": f"bench{tag}",
-        "JWT_SECRET": SECRET,
-        "NANNY_ENV": "test",
-        "LOG_LEVEL": "WARNING",
-        "DB_POOL_MAX": str(args.pool),
-    }
+    extra = {"DB_POOL_MAX": str(args.pool)}
     if args.mode == "churn":  # a churner reconnects far faster than a person would
-        env["RATE_WS_CONNECT_PER_USER"] = "1000000/60s"
-    cmd = [sys.executable, "-m", "nanny", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen([*cmd, "--workers", str(args.workers)], env=env, cwd=ROOT)
-    session = None
+        extra["RATE_WS_CONNECT_PER_USER"] = "1000000/60s"
+    bench = BenchServer(args.workers, port=args.port, **extra)
+    tag, dsn, url, port = bench.tag, bench.dsn, bench.url, bench.port
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
+    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
-        )
-        for _ in range(600):
-            try:
-                async with session.get(f"{url}/api/health") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise SystemExit("server did not become healthy")
+        await bench.start(session)
+        server = bench.proc
         # Let every worker finish starting before measuring its baseline.
         await asyncio.sleep(1.0)
         pids = worker_pids(server.pid)
@@ -395,16 +423,8 @@ async def run(args) -> None:
             f"server RSS {rss_kib(pids) / 1024:.1f} MiB"
         )
     finally:
-        if session is not None:
-            await session.close()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        await admin.close()
+        await session.close()
+        await bench.stop()
         print(f"total run time {time.monotonic() - started:.1f}s")
 
 

@@ -37,12 +37,15 @@ from nanny.http import (
     services,
     sign_in,
 )
+from nanny.http import media as http_media
 from nanny.http import metrics as http_metrics
 from nanny.http.middlewares import access_middleware, error_middleware
 from nanny.keys import (
     CPU_EXECUTOR,
     HEALTH_CHECKS,
     IN_FLIGHT,
+    MEDIA,
+    MEDIA_URLS,
     METRICS,
     POOL,
     SEARCH_CACHE,
@@ -51,6 +54,10 @@ from nanny.keys import (
     WS_COMMANDS,
     WS_LIMITS,
 )
+from nanny.media.library import MediaLibrary
+from nanny.media.processing import ImageProcessor, make_executor
+from nanny.media.storage import FileStorage
+from nanny.media.urls import MediaUrls
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
@@ -110,6 +117,16 @@ async def finish_requests(app: web.Application) -> None:
     )
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Photos: the image workers (bounded), the file storage and the use cases over them."""
+    settings = app[SETTINGS]
+    executor = make_executor(settings.media_executor, settings.media_workers)
+    processor = ImageProcessor(executor, settings.media_workers)
+    app[MEDIA] = MediaLibrary(app[POOL], FileStorage(settings.media_root), processor)
+    yield
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
 def setup_pages(app: web.Application) -> None:
     """Templates (autoescaped: user data is never markup) in each language, and the static
     scripts and styles. The default environment is the API documentation's (English only, as
@@ -140,6 +157,7 @@ def create_app(settings: Settings) -> web.Application:
     app[WS_LIMITS] = WsLimits()
     app[WS_COMMANDS] = ws_commands.chat_commands()
     app[IN_FLIGHT] = inflight.InFlight()
+    app[MEDIA_URLS] = MediaUrls.from_secret(settings.jwt_secret)
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
@@ -148,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(cpu_executor_ctx)
     app.cleanup_ctx.append(security.dummy_hash_ctx)
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(ratelimit.rate_limiter_ctx)
     # The chat hub subscribes to booking events, so it starts before the expiry task emits any.
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
@@ -163,6 +182,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(payments.routes)
     app.add_routes(reviews.routes)
     app.add_routes(chat.routes)
+    app.add_routes(http_media.routes)
     app.add_routes(ws_endpoint.routes)
     app.add_routes(admin.routes)
     app.add_routes(admin_charts.routes)

@@ -92,10 +92,19 @@ class Settings:
     # A process re-announces its WebSocket users' presence every third of this; a crashed
     # process's users go offline within about 4/3 of it.
     presence_ttl_seconds: float = 20.0
+    # Where image files are kept (None: NANNY_DATA_DIR/media), how many images a process
+    # decodes and encodes at once, and in what kind of worker.
+    media_dir: Path | None = None
+    media_workers: int = max(1, (os.cpu_count() or 2) // 2)
+    media_executor: str = "thread"
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
 
 
 def _positive_number(env: Mapping[str, str], name: str, default: float, *, integer=False):
@@ -260,6 +269,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"REDIS_PREFIX must be 1-64 letters, digits or _.:- characters, got {redis_prefix!r}"
         )
+    media_dir = env.get("MEDIA_DIR", "").strip()
+    media_executor = env.get("MEDIA_EXECUTOR", "").strip().lower() or "thread"
+    if media_executor not in ("thread", "process"):
+        raise ConfigError(f"MEDIA_EXECUTOR must be thread or process, got {media_executor!r}")
     return Settings(
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
@@ -294,4 +307,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth_cache_seconds=_non_negative_number(env, "AUTH_CACHE_SECONDS", 30.0),
         redis_prefix=redis_prefix,
         presence_ttl_seconds=_positive_number(env, "PRESENCE_TTL_SECONDS", 20.0),
+        media_dir=Path(media_dir) if media_dir else None,
+        media_workers=_positive_number(env, "MEDIA_WORKERS", Settings.media_workers, integer=True),
+        media_executor=media_executor,
     )

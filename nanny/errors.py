@@ -40,6 +40,11 @@ class Conflict(NannyError):
     code = "conflict"
 
 
+class PayloadTooLarge(NannyError):
+    status = 413
+    code = "payload_too_large"
+
+
 class RateLimited(NannyError):
     status = 429
     code = "rate_limited"

@@ -1,6 +1,7 @@
 """The expiry task: pending bookings are cancelled, with the reason `expired`, once the sitter
 has left them unanswered for PENDING_TTL_HOURS (72) or once they are still pending 24 hours
-after their start.
+after their start; chat photos uploaded but never sent within 24 hours are deleted with their
+files.
 
 One run per interval across all processes and hosts
 ----------------------------------------------------
@@ -40,8 +41,9 @@ from aiohttp import web
 
 from nanny import events
 from nanny.db import bookings as db_bookings
+from nanny.db import media as db_media
 from nanny.http.bookings import event_json
-from nanny.keys import METRICS, POOL, SETTINGS
+from nanny.keys import MEDIA, METRICS, POOL, SETTINGS
 
 log = logging.getLogger("nanny.expiry")
 
@@ -49,6 +51,8 @@ TASK_NAME = "expire_stale_bookings"
 # An arbitrary constant naming this task's advisory lock ("nanny expiry" in ASCII, truncated).
 EXPIRY_LOCK = 0x6E616E6E79_6578
 STALE_AFTER = timedelta(hours=24)
+# A photo uploaded for a chat and not sent in a message within this long is deleted.
+UNSENT_ATTACHMENTS_KEPT = timedelta(hours=24)
 # Never sleep less than this between attempts, so an early wake-up cannot spin.
 MIN_SLEEP = 0.01
 
@@ -72,6 +76,7 @@ async def run_expiry_if_due(app: web.Application) -> float:
         cancelled = await db_bookings.expire_stale_bookings(
             conn, stale_after=STALE_AFTER, unanswered_after=unanswered_after
         )
+        unsent = await db_media.delete_unclaimed(conn, UNSENT_ATTACHMENTS_KEPT)
         await conn.execute(
             """
             INSERT INTO task_runs (task, last_run_at) VALUES ($1, now())
@@ -90,6 +95,14 @@ async def run_expiry_if_due(app: web.Application) -> float:
     )
     for booking in cancelled:
         await events.booking_changed(app, event_json(booking))
+    removed = await app[MEDIA].collect_garbage()
+    if unsent or removed:
+        log.info(
+            "expiry: deleted %d chat photo(s) never sent within %d h; %d file(s) removed",
+            unsent,
+            UNSENT_ATTACHMENTS_KEPT // timedelta(hours=1),
+            removed,
+        )
     return interval
 
 

@@ -15,6 +15,8 @@ from nanny.catalogs import I18n
 from nanny.chat.messages import Chat
 from nanny.config import Settings
 from nanny.inflight import InFlight
+from nanny.media.library import MediaLibrary
+from nanny.media.urls import MediaUrls
 from nanny.metrics import Metrics
 from nanny.ratelimit_backends import RateLimitBackend
 from nanny.ws.hub import ChatHub
@@ -49,3 +51,7 @@ WS_LIMITS = web.AppKey("ws_limits", WsLimits)
 USER_CACHE = web.AppKey("user_cache", TtlCache)
 # The compiled catalogs and one template environment per language (nanny.catalogs, nanny.i18n).
 I18N = web.AppKey("i18n", I18n)
+# Photos: their use cases, storage and image worker (nanny.media.library), and the signer of
+# their URLs.
+MEDIA = web.AppKey("media", MediaLibrary)
+MEDIA_URLS = web.AppKey("media_urls", MediaUrls)

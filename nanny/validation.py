@@ -18,12 +18,14 @@ def no_nul(value: str) -> str:
     return value
 
 
-# Chat: a message is 1..4000 characters once trimmed (stored trimmed); a client_id makes a send
-# safely retryable and is unique per sender.
+# Chat: a message is up to 4000 characters once trimmed (stored trimmed), and has text or
+# photos (the use case checks that: nanny/chat/messages.py); a client_id makes a send safely
+# retryable and is unique per sender.
 MessageContent = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    StringConstraints(strip_whitespace=True, max_length=4000),
     AfterValidator(no_nul),  # WebSocket frames do not pass through parse_body's NUL check
+    Field(description="the text, trimmed; may be empty when attachment_ids are sent"),
 ]
 ClientId = Annotated[
     str,
@@ -50,6 +52,23 @@ def _storable_time(value: datetime) -> datetime:
 
 # Every time the API reads, in bodies, query parameters and frames alike.
 Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+
+
+def _distinct(ids: list[int]) -> list[int]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("must not name a photo twice")
+    return ids
+
+
+# Photos of a chat message: ids from POST /api/bookings/{id}/attachments, in the order shown.
+AttachmentIds = Annotated[
+    list[Id],
+    Field(
+        max_length=4,
+        description="up to 4 photos uploaded by the sender to this booking and not sent yet",
+    ),
+    AfterValidator(_distinct),
+]
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

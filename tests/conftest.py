@@ -164,3 +164,15 @@ async def client(aiohttp_client, settings):
     from nanny.app import create_app
 
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def booking_room(client):
+    """An owner, an approved sitter and a booking between them (with its chat), made in the
+    client's app: (owner, sitter, booking_id)."""
+    from tests.factories import make_owner, make_sitter
+    from tests.rows import insert_booking
+
+    owner = await make_owner(client)
+    sitter = await make_sitter(client)
+    return owner, sitter, await insert_booking(client, owner.user_id, sitter.user_id)

@@ -337,6 +337,7 @@ async def test_stats(client):
         "bookings": {"pending": 0, "confirmed": 0, "completed": 0, "cancelled": 0},
         "messages_today": 0,
         "revenue_paid": 0,
+        "media": {"images": 0, "files": 0, "bytes": 0},
     }
     owner = await make_owner(client)
     gone = await make_owner(client)
@@ -366,4 +367,5 @@ async def test_stats(client):
         "bookings": {"pending": 1, "confirmed": 1, "completed": 1, "cancelled": 1},
         "messages_today": 2,
         "revenue_paid": 6234.75,
+        "media": {"images": 0, "files": 0, "bytes": 0},
     }

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 
 from nanny.keys import POOL
@@ -22,6 +24,7 @@ from tests.factories import (
     owner_body,
     sitter_body,
 )
+from tests.photos import attach, encode, form, picture
 from tests.rows import insert_booking, insert_message, insert_pet, insert_service
 
 ROLES = ("anonymous", "owner", "other_owner", "sitter", "other_sitter", "unapproved", "admin")
@@ -71,6 +74,8 @@ async def build_world(client) -> World:
     await pool.execute(
         "UPDATE sitters SET rating_count = 1, rating_sum = 4 WHERE user_id = $1", sitter.user_id
     )
+    photo = await attach(client, owner, pending, encode(picture((64, 48)), "JPEG"))
+    signed = parse_qs(urlsplit(photo["url"]).query)
     accounts = {
         "owner": owner,
         "other_owner": other_owner,
@@ -92,8 +97,15 @@ async def build_world(client) -> World:
         "owner": owner.user_id,
         "sitter": sitter.user_id,
         "other_owner": other_owner.user_id,
+        "image": photo["attachment_id"],
+        "expires": signed["expires"][0],
+        "sig": signed["sig"][0],
     }
     return World(accounts, ids)
+
+
+def photo_form(w: World) -> aiohttp.FormData:
+    return form(encode(picture((64, 48)), "JPEG"))
 
 
 def future_slot(days: int) -> dict:
@@ -353,6 +365,34 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         {A: 401, OW: 204, OO: 404, S: 204, OS: 404, U: 404, AD: 403},
     ),
     (
+        "upload a chat photo",
+        "POST",
+        "/api/bookings/{pending}/attachments",
+        photo_form,
+        {A: 401, OW: 201, OO: 404, S: 201, OS: 404, U: 404, AD: 403},
+    ),
+    (
+        "image by signed URL",
+        "GET",
+        "/api/media/{image}?variant=full&expires={expires}&sig={sig}",
+        None,
+        PUBLIC,
+    ),
+    (
+        "set pet photo",
+        "PUT",
+        "/api/pets/{pet}/photo",
+        photo_form,
+        {A: 401, OW: 200, OO: 404, S: 403, OS: 404, U: 404, AD: 403},
+    ),
+    (
+        "remove pet photo",
+        "DELETE",
+        "/api/pets/{pet}/photo",
+        None,
+        {A: 401, OW: 204, OO: 404, S: 403, OS: 404, U: 404, AD: 403},
+    ),
+    (
         "pay",
         "POST",
         "/api/bookings/{confirmed}/payments",
@@ -467,6 +507,8 @@ async def snapshot(client) -> list:
             "payments",
             "messages",
             "chat_reads",
+            "images",
+            "media_files",
         )
     ]
 
@@ -475,6 +517,8 @@ async def call(client, world: World, role: str, method: str, path: str, body):
     headers = {} if role == "anonymous" else world.accounts[role].headers
     if callable(body):
         body = body(world)
+    if isinstance(body, aiohttp.FormData):
+        return await client.request(method, path.format(**world.ids), data=body, headers=headers)
     return await client.request(method, path.format(**world.ids), json=body, headers=headers)
 
 
@@ -534,4 +578,4 @@ def test_every_api_route_is_in_the_matrix():
 def _generic(path: str) -> str:
     import re
 
-    return re.sub(r"\{[^}]+\}", "{}", path)
+    return re.sub(r"\{[^}]+\}", "{}", path.split("?")[0])

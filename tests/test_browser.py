@@ -88,7 +88,7 @@ WS = ("GET", "/api/ws", "chat")
 
 # The policy the pages must live with: only our own files run, nothing inline.
 STRICT_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 
@@ -853,3 +853,128 @@ async def sign_in_ru(context, base: str, email: str, errors):
     await page.get_by_role("button", name="Войти").click()
     await page.wait_for_url(lambda url: "/login" not in url)
     return page
+
+
+# --- photos ------------------------------------------------------------------------------------
+
+_RECORD_PROGRESS = """() => {
+  window.progressSeen = [];
+  new MutationObserver((changes) => {
+    for (const c of changes) {
+      if (c.target.tagName === 'PROGRESS') window.progressSeen.push(Number(c.target.value));
+    }
+  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['value'] });
+}"""
+
+
+async def _loaded(locator) -> int:
+    """The natural width of an <img> once it has loaded (0 when it failed)."""
+    await expect(locator).to_be_visible()
+    return await locator.evaluate(
+        "img => img.complete ? img.naturalWidth : new Promise((ok) => {"
+        " img.onload = () => ok(img.naturalWidth); img.onerror = () => ok(0); })"
+    )
+
+
+async def test_a_photo_sent_from_one_browser_arrives_in_the_other(
+    server, api, browser, page_errors
+):
+    from tests.photos import encode, jpeg_with_gps, picture
+
+    base = base_url(server)
+    owner, sitter, booking_id = await _booking_between(api)
+    admin = await make_admin(api)
+    chat = f"{base}/bookings/{booking_id}/chat"
+    owner_ctx = await new_context(browser)
+    sitter_ctx = await new_context(browser)
+    o = await sign_in(owner_ctx, base, owner.email, page_errors)
+    s = await sign_in(sitter_ctx, base, sitter.email, page_errors)
+    for p in (o, s):
+        await p.goto(chat)
+        await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+
+    # The sitter picks two photos, sees them before sending, removes one and sends the other.
+    walk = {"name": "walk.jpg", "mimeType": "image/jpeg", "buffer": jpeg_with_gps((1200, 900))}
+    extra = {"name": "extra.png", "mimeType": "image/png", "buffer": encode(picture(), "PNG")}
+    await s.set_input_files("#composer-file", [walk, extra])
+    strip = s.locator("#composer-photos img")
+    await expect(strip).to_have_count(2)
+    assert await _loaded(strip.first) == 1200  # the preview is the chosen file itself
+    await s.get_by_role("button", name="Remove extra.png").click()
+    await expect(strip).to_have_count(1)
+    await s.evaluate(_RECORD_PROGRESS)
+    await s.locator("#composer-input").fill("Rex at the park")
+    await s.locator("#composer-input").press("Enter")
+    await expect(s.locator("#composer-photos")).to_be_hidden()
+    sent = s.locator("#messages .msg.mine").last
+    await expect(sent.locator(".msg-photo img")).to_have_count(1)
+    await expect(sent.locator(".msg-status")).to_have_text(re.compile("Sent|Seen|✓"))
+    assert 100 in await s.evaluate("window.progressSeen"), "the upload's progress was shown"
+
+    # The owner's browser gets it live: text and a thumbnail that opens the full size.
+    received = o.locator("#messages .msg").last
+    await expect(received.locator(".msg-bubble")).to_have_text("Rex at the park")
+    thumb = received.locator(".msg-photo img")
+    assert await _loaded(thumb) == 320
+    await thumb.click()
+    viewer = o.locator("#photo-viewer")
+    await expect(viewer).to_be_visible()
+    assert await _loaded(viewer.locator("img")) == 1200
+    await screenshot(o, "chat-photo-viewer")
+    await o.keyboard.press("Escape")
+    await expect(viewer).to_be_hidden()
+
+    # A photo without text, from the owner, arrives in the sitter's browser.
+    await o.set_input_files(
+        "#composer-file",
+        [
+            {
+                "name": "cat.jpg",
+                "mimeType": "image/jpeg",
+                "buffer": encode(picture((500, 400)), "JPEG"),
+            }
+        ],
+    )
+    await o.get_by_role("button", name="Send").click()
+    await expect(s.locator("#messages .msg")).to_have_count(2)
+    last = s.locator("#messages .msg").last
+    await expect(last.locator(".msg-photo img")).to_have_count(1)
+    assert await last.locator(".msg-bubble").count() == 0
+    await screenshot(s, "chat-photos")
+
+    # The owner gives the pet a photo on the dashboard.
+    await o.goto(f"{base}/owner")
+    await expect(o.locator("body")).to_have_attribute("data-ready", "true")
+    await o.get_by_role("button", name="Edit Rex").click()
+    await o.set_input_files(
+        "#pet-photo-file",
+        [
+            {
+                "name": "rex.png",
+                "mimeType": "image/png",
+                "buffer": encode(picture((900, 900)), "PNG"),
+            }
+        ],
+    )
+    assert await _loaded(o.locator("#pet-photo-preview")) == 900
+    await o.get_by_role("button", name="Save pet").click()
+    await expect(o.locator("#pet-form")).to_be_hidden()
+    avatar = o.locator(".pet", has_text="Rex").locator("img.pet-photo")
+    assert await _loaded(avatar) == 320
+
+    # The admin dashboard counts the stored photos: two in the chat, one of the pet.
+    admin_ctx = await new_context(browser)
+    a = await sign_in(admin_ctx, base, admin.email, page_errors)
+    await expect(a.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(a.locator('[data-stat="media.images"]')).to_have_text("3")
+    await expect(a.locator('[data-stat="media.bytes"]')).to_contain_text("KB")
+
+    # Removing the pet's photo brings the letter back.
+    await o.get_by_role("button", name="Edit Rex").click()
+    await expect(o.locator("#pet-photo-preview")).to_be_visible()
+    await o.get_by_role("button", name="Remove photo").click()
+    await o.get_by_role("button", name="Save pet").click()
+    await expect(o.locator(".pet", has_text="Rex").locator(".pet-icon")).to_have_text("R")
+    await expect(a.locator('[data-stat="media.images"]')).to_have_text("2", timeout=8000)
+    for ctx in (owner_ctx, sitter_ctx, admin_ctx):
+        await ctx.close()

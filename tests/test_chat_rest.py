@@ -34,7 +34,9 @@ async def test_send_and_history_windows(client):
         assert status == 201
         assert message["seq"] == i and message["content"] == f"m{i}"
         assert message["booking_id"] == booking_id and message["client_id"] is None
+        assert message["attachments"] == []
         assert set(message) == {
+            "attachments",
             "message_id",
             "booking_id",
             "chat_id",

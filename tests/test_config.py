@@ -65,6 +65,8 @@ def test_values_are_read(tmp_path):
         ({"BOOKING_HORIZON_DAYS": "1000001"}, "BOOKING_HORIZON_DAYS"),
         ({"MAX_PENDING_PER_SITTER": "-2"}, "MAX_PENDING_PER_SITTER"),
         ({"COOKIE_SECURE": "sometimes"}, "COOKIE_SECURE"),
+        ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
+        ({"MEDIA_EXECUTOR": "gpu"}, "MEDIA_EXECUTOR"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path, env, name):
@@ -72,6 +74,22 @@ def test_bad_values_name_the_variable(tmp_path, env, name):
         load_settings({"NANNY_DATA_DIR": str(tmp_path)} | env)
     message = str(err.value)
     assert message.startswith(name) and "\n" not in message
+
+
+def test_media_settings(tmp_path):
+    s = load_settings({"NANNY_DATA_DIR": str(tmp_path)})
+    assert s.media_root == tmp_path / "media" and s.media_executor == "thread"
+    assert s.media_workers >= 1
+    moved = load_settings(
+        {
+            "NANNY_DATA_DIR": str(tmp_path),
+            "MEDIA_DIR": "/srv/media",
+            "MEDIA_WORKERS": "3",
+            "MEDIA_EXECUTOR": "Process",
+        }
+    )
+    assert str(moved.media_root) == "/srv/media"
+    assert (moved.media_workers, moved.media_executor) == (3, "process")
 
 
 def test_production_with_long_secret(tmp_path):

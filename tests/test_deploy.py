@@ -236,6 +236,10 @@ def test_compose_replica_is_optional_and_shares_redis(compose):
     assert host_port == {"backend": "8080", "backend-replica": "8081"}
     assert main["environment"]["REDIS_URL"] == replica["environment"]["REDIS_URL"]
     assert main["environment"]["DATABASE_URL"] == replica["environment"]["DATABASE_URL"]
+    # One media volume for both, where MEDIA_DIR points: a replica serves what the other stored.
+    assert main["volumes"] == replica["volumes"] == ["media:/var/lib/nanny/media"]
+    assert main["environment"]["MEDIA_DIR"] == "/var/lib/nanny/media"
+    assert "media" in compose["volumes"]
 
 
 def test_readme_documents_compose():

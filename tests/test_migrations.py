@@ -29,6 +29,8 @@ TABLES = {
     "messages",
     "chat_reads",
     "task_runs",
+    "media_files",
+    "images",
 }
 
 
@@ -82,7 +84,9 @@ async def test_a_changed_function_file_is_applied_on_the_next_migrate(empty_data
     [(signature, oid, _)] = await _functions(empty_database_url, "nanny_store_messages")
     # The same function with one more parameter: the old signature must not linger beside it.
     text = (FUNCTIONS_DIR / "nanny_store_messages.sql").read_text()
-    changed = text.replace("p_client_ids text[]\n", "p_client_ids text[],\n    p_unused integer\n")
+    changed = text.replace(
+        "p_attachment_ids integer[]\n", "p_attachment_ids integer[],\n    p_unused integer\n"
+    )
     assert changed != text
     (tmp_path / "nanny_store_messages.sql").write_text(changed)
     backend = connect_backend(empty_database_url)
@@ -92,7 +96,7 @@ async def test_a_changed_function_file_is_applied_on_the_next_migrate(empty_data
     finally:
         backend.connection.close()
     [(new_signature, new_oid, _)] = await _functions(empty_database_url, "nanny_store_messages")
-    assert new_signature == signature.replace("text[])", "text[],integer)")
+    assert new_signature == signature.replace("integer[])", "integer[],integer)")
     assert new_oid != oid
 
 

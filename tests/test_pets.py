@@ -26,6 +26,7 @@ async def test_create_and_read_own_pet(client):
         "type": "dog",
         "age": 0,
         "notes": "",
+        "photo": None,
     }
     resp = await client.get(f"/api/pets/{pet['pet_id']}", headers=owner.headers)
     assert resp.status == 200

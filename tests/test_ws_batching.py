@@ -35,15 +35,18 @@ async def test_a_batch_answers_each_message_as_a_single_send_would(client):
     ]
     async with pool.acquire() as conn:
         results = await db_chat.store_messages(conn, batch)
-    got = [(r[0].booking_id, r[0].seq, r[0].content, r[1]) if r else None for r in results]
+    got = [
+        (r[0].booking_id, r[0].seq, r[0].content, r[1]) if isinstance(r, tuple) else r
+        for r in results
+    ]
     assert got == [
         (second, 1, "b1", True),
         (first, 1, "a1", True),
         (first, 2, "a2", True),
-        None,
+        db_chat.Refusal.NOT_PARTICIPANT,
         (first, 1, "a1", False),
         (second, 2, "b2", True),
-        None,
+        db_chat.Refusal.NOT_PARTICIPANT,
     ]
     assert results[4][0].message_id == results[1][0].message_id
     # A later batch continues the seqs, and a retry of k1 still answers the original.

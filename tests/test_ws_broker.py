@@ -13,7 +13,7 @@ import pytest
 from nanny.app import create_app
 from nanny.db import chat as db_chat
 from nanny.events import booking_changed
-from nanny.keys import CHAT_HUB, POOL
+from nanny.keys import CHAT_HUB, MEDIA_URLS, POOL
 from nanny.ws.rooms import message_frame
 from tests.chat_support import (
     booking_json,
@@ -146,10 +146,10 @@ async def test_a_missing_publish_is_filled_from_the_database(pair):
         ]
     # Only seq 3 is "published": 1 and 2 were lost; the room reads them from the database.
     room = rooms.by_booking[booking_id]
-    rooms.offer(room, 3, message_frame(stored[2]))
-    rooms.offer(room, 3, message_frame(stored[2]))  # a duplicate is ignored
+    rooms.offer(room, 3, message_frame(stored[2], one.app[MEDIA_URLS]))
+    rooms.offer(room, 3, message_frame(stored[2], one.app[MEDIA_URLS]))  # a duplicate is ignored
     assert [m["seq"] for m in await collect_messages(o, 3)] == [1, 2, 3]
-    rooms.offer(room, 2, message_frame(stored[1]))  # a late arrival is ignored
+    rooms.offer(room, 2, message_frame(stored[1], one.app[MEDIA_URLS]))  # a late arrival is ignored
     await no_frame(o, "message", within=0.3)
     await o.close()
 

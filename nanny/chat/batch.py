@@ -23,7 +23,7 @@ from nanny.db import chat as db_chat
 
 log = logging.getLogger("nanny.chat.batch")
 
-Stored = tuple[db_chat.Message, bool] | None
+Stored = db_chat.Stored
 
 
 class MessageBatcher:
@@ -43,13 +43,20 @@ class MessageBatcher:
         self._in_flight = 0
 
     async def store(
-        self, *, booking_id: int, sender_id: int, content: str, client_id: str | None
+        self,
+        *,
+        booking_id: int,
+        sender_id: int,
+        content: str,
+        client_id: str | None,
+        attachment_ids: tuple[int, ...] = (),
     ) -> Stored:
         """What `db_chat.store_message` answers, once the message's batch has committed."""
         future = asyncio.get_running_loop().create_future()
         # Retrieved even when the sender went away meanwhile (no "never retrieved" warnings).
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._queue.append((db_chat.NewMessage(booking_id, sender_id, content, client_id), future))
+        message = db_chat.NewMessage(booking_id, sender_id, content, client_id, attachment_ids)
+        self._queue.append((message, future))
         if self._in_flight < self._max_in_flight:
             self._start()
         # A sender that goes away does not take the batch down with it: shielded.
@@ -99,6 +106,7 @@ class MessageBatcher:
                         sender_id=m.sender_id,
                         content=m.content,
                         client_id=m.client_id,
+                        attachment_ids=m.attachment_ids,
                     )
             except Exception as exc:
                 if not future.done():

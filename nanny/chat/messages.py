@@ -22,11 +22,16 @@ from nanny.chat.access import (
 from nanny.chat.batch import MessageBatcher
 from nanny.db import chat as db_chat
 from nanny.errors import ValidationFailed
+from nanny.media.urls import MediaUrls
 from nanny.metrics import Metrics
 from nanny.tasks import TaskSet
 
+MAX_ATTACHMENTS = 4
 
-def message_json(m: db_chat.Message) -> dict[str, Any]:
+
+def message_json(m: db_chat.Message, urls: MediaUrls) -> dict[str, Any]:
+    """A message as the API shows it. Its photos' URLs are signed for whoever is shown the
+    message: only the booking's participants and admins ever are."""
     return {
         "message_id": m.message_id,
         "booking_id": m.booking_id,
@@ -36,6 +41,10 @@ def message_json(m: db_chat.Message) -> dict[str, Any]:
         "content": m.content,
         "client_id": m.client_id,
         "sent_at": m.sent_at,
+        "attachments": [
+            {"attachment_id": a.image_id} | urls.image_json(a.image_id, a.width, a.height)
+            for a in m.attachments
+        ],
     }
 
 
@@ -46,6 +55,21 @@ class ChatFanout(Protocol):
 
     def read_marked(self, booking_id: int, user_id: int, seq: int, origin: object) -> None:
         """`origin` (a connection, or None) is not told: it sent the mark."""
+
+
+def _refused(refusal: db_chat.Refusal, booking_id: int) -> Exception:
+    """The error for a participant's message that the database did not store."""
+    if refusal is db_chat.Refusal.ATTACHMENTS:
+        return ValidationFailed(
+            "attachment_ids must be photos you uploaded to this booking and have not sent yet",
+            details={"field": "attachment_ids"},
+        )
+    if refusal is db_chat.Refusal.EMPTY:
+        return ValidationFailed(
+            "A message needs content or attachment_ids", details={"field": "content"}
+        )
+    # Not a participant after all: the account was deleted meanwhile.
+    return no_such_booking(booking_id)
 
 
 class Chat:
@@ -67,18 +91,26 @@ class Chat:
         content: str,
         client_id: str | None,
         *,
+        attachment_ids: tuple[int, ...] = (),
         ack: Callable[[db_chat.Message], None] | None = None,
     ) -> tuple[db_chat.Message, bool]:
         """Store the message, then `ack` it, then fan it out. A client_id the sender used
         before answers the original message (and False), stored and delivered once."""
         require_writer(role)
+        if not content and not attachment_ids:
+            raise ValidationFailed(
+                "A message needs content or attachment_ids", details={"field": "content"}
+            )
         stored = await self._batcher.store(
-            booking_id=booking_id, sender_id=user_id, content=content, client_id=client_id
+            booking_id=booking_id,
+            sender_id=user_id,
+            content=content,
+            client_id=client_id,
+            attachment_ids=attachment_ids,
         )
-        if stored is None:
+        if isinstance(stored, db_chat.Refusal):
             await require_participant(self.pool, user_id, booking_id)
-            # A participant the database refused: the account was deleted meanwhile.
-            raise no_such_booking(booking_id)
+            raise _refused(stored, booking_id)
         message, created = stored
         if created:
             self._metrics.message_stored()

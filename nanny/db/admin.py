@@ -13,6 +13,7 @@ from decimal import Decimal
 import asyncpg
 
 from nanny.db import bookings as db_bookings
+from nanny.db import media as db_media
 from nanny.db.users import User, _user
 
 
@@ -173,10 +174,10 @@ async def list_users(
 
 async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] | None:
     """Delete a user the way the history survives it: scrub personal data and credentials, mark
-    deleted_at, cancel the user's open bookings (either side; paid ones refunded), drop pets
-    that no booking mentions, and take a sitter out of search. Bookings, reviews and messages
-    stay, shown with 'Deleted user'. Returns the ids of the cancelled bookings, None when no
-    live user."""
+    deleted_at, cancel the user's open bookings (either side; paid ones refunded), delete their
+    photos, drop pets that no booking mentions, and take a sitter out of search. Bookings,
+    reviews and messages stay, shown with 'Deleted user'. Returns the ids of the cancelled
+    bookings, None when no live user."""
     async with conn.transaction():
         # A booking being created with this user as its sitter commits first, so the
         # cancellation below sees it; later ones see the user deleted.
@@ -193,6 +194,9 @@ async def soft_delete_user(conn: asyncpg.Connection, user_id: int) -> list[int] 
         if deleted is None:
             return None
         cancelled = await db_bookings.cancel_open_bookings(conn, user_id)
+        # Photos are personal data: every image they uploaded and their pets' photos go (their
+        # files with them, once nanny.media.library collects what no image uses).
+        await db_media.delete_user_images(conn, user_id)
         await conn.execute(
             """
             DELETE FROM pets p WHERE p.owner_id = $1

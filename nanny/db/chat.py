@@ -9,8 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import asyncpg
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedImage:
+    """A photo of a message: the image's id and its display size."""
+
+    image_id: int
+    width: int
+    height: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,7 @@ class Message:
     content: str
     client_id: str | None
     sent_at: datetime
+    attachments: tuple[AttachedImage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +49,24 @@ class ChatAccess:
     last_seq: int
 
 
-_MESSAGE_COLUMNS = (
-    "m.message_id, c.booking_id, m.chat_id, m.seq, m.sender_id, m.content, m.client_id, m.sent_at"
-)
+# A message's photos come with it, in its order, as one JSON array of [image_id, width, height]
+# (most messages have none: one index probe each).
+_MESSAGE_COLUMNS = """
+    m.message_id, c.booking_id, m.chat_id, m.seq, m.sender_id, m.content, m.client_id, m.sent_at,
+    (SELECT jsonb_agg(jsonb_build_array(im.image_id, im.width, im.height) ORDER BY im.position)
+     FROM images im WHERE im.message_id = m.message_id) AS attachments
+"""
+
+
+def attached_images(raw: str | None) -> tuple[AttachedImage, ...]:
+    if not raw or raw == "[]":
+        return ()
+    return tuple(AttachedImage(*item) for item in orjson.loads(raw))
 
 
 def _message(row: asyncpg.Record) -> Message:
-    return Message(*row.values())
+    *fields, attachments = row.values()
+    return Message(*fields, attached_images(attachments))
 
 
 async def get_chat_access(conn: asyncpg.Connection, booking_id: int) -> ChatAccess | None:
@@ -65,28 +88,51 @@ class NewMessage:
     sender_id: int
     content: str
     client_id: str | None
+    attachment_ids: tuple[int, ...] = ()
 
 
-async def store_messages(
-    conn: asyncpg.Connection, batch: list[NewMessage]
-) -> list[tuple[Message, bool] | None]:
+class Refusal(StrEnum):
+    """Why nanny_store_messages did not store a message."""
+
+    NOT_PARTICIPANT = "not_participant"  # no such chat, not a participant, or a deleted sender
+    ATTACHMENTS = "attachments"  # a photo not of this booking, not the sender's, or used
+    EMPTY = "empty"  # neither text nor photos
+
+
+Stored = tuple[Message, bool] | Refusal
+
+
+async def store_messages(conn: asyncpg.Connection, batch: list[NewMessage]) -> list[Stored]:
     """Store a batch in one call of the database function nanny_store_messages
     (migrations/functions/), which holds the rules of a send: for each message, in the batch's
     order, the message and True when stored now; the original and False for a client_id its
-    sender used before; None when the booking has no chat the sender takes part in (or the
-    sender was deleted). Raises asyncpg.UniqueViolationError when a concurrent twin of a
-    client_id committed first; nothing of the batch is stored then."""
+    sender used before; the Refusal when it was not stored. Raises
+    asyncpg.UniqueViolationError when a concurrent twin of a client_id committed first;
+    nothing of the batch is stored then."""
+    ords, ids = [], []
+    for n, m in enumerate(batch, start=1):
+        ords.extend([n] * len(m.attachment_ids))
+        ids.extend(m.attachment_ids)
     rows = await conn.fetch(
-        "SELECT * FROM nanny_store_messages($1::int[], $2::int[], $3::text[], $4::text[])",
+        """
+        SELECT * FROM nanny_store_messages(
+            $1::int[], $2::int[], $3::text[], $4::text[], $5::int[], $6::int[])
+        """,
         [m.booking_id for m in batch],
         [m.sender_id for m in batch],
         [m.content for m in batch],
         [m.client_id for m in batch],
+        ords,
+        ids,
     )
-    results: list[tuple[Message, bool] | None] = [None] * len(batch)
+    results: list[Stored] = [Refusal.NOT_PARTICIPANT] * len(batch)
     for row in rows:
-        if row["created"] is not None:
-            results[row["ord"] - 1] = (Message(*list(row.values())[2:]), row["created"])
+        if row["created"] is None:
+            results[row["ord"] - 1] = Refusal(row["refused"])
+        else:
+            *fields, attachments = list(row.values())[3:]
+            message = Message(*fields, attached_images(attachments))
+            results[row["ord"] - 1] = (message, row["created"])
     return results
 
 
@@ -97,14 +143,14 @@ async def store_message(
     sender_id: int,
     content: str,
     client_id: str | None,
-) -> tuple[Message, bool] | None:
+    attachment_ids: tuple[int, ...] = (),
+) -> Stored:
     """Store one message, as `store_messages` does a batch, and return it with True; for a
-    client_id the sender used before, the original message with False and nothing stored. None
-    when the booking has no chat the sender takes part in (or the sender was deleted)."""
+    client_id the sender used before, the original message with False and nothing stored; the
+    Refusal when it was not stored."""
+    message = NewMessage(booking_id, sender_id, content, client_id, attachment_ids)
     try:
-        [result] = await store_messages(
-            conn, [NewMessage(booking_id, sender_id, content, client_id)]
-        )
+        [result] = await store_messages(conn, [message])
     except asyncpg.UniqueViolationError:
         # The same client_id committed concurrently: that one is the original.
         original = await get_message_by_client_id(conn, sender_id, client_id or "")

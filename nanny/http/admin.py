@@ -16,6 +16,7 @@ from pydantic import Field, StringConstraints
 
 from nanny.db import admin as db_admin
 from nanny.db import bookings as db_bookings
+from nanny.db import media as db_media
 from nanny.db import users as db_users
 from nanny.db.users import User
 from nanny.encoding import money
@@ -29,7 +30,7 @@ from nanny.http.responses import json_response, list_response
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
 from nanny.http.services import search_changed
-from nanny.keys import CHAT_HUB, POOL
+from nanny.keys import CHAT_HUB, MEDIA, POOL
 
 routes = web.RouteTableDef()
 
@@ -96,12 +97,19 @@ class BookingCounts(Out):
     cancelled: int
 
 
+class MediaCounts(Out):
+    images: int = Field(description="pets' photos and chat photos")
+    files: int = Field(description="files kept (two sizes per image; equal files kept once)")
+    bytes: int = Field(description="the files' total size")
+
+
 class StatsOut(Out):
     users: RoleCounts
     sitters: SitterCounts
     bookings: BookingCounts
     messages_today: int = Field(description="messages sent since 00:00 UTC")
     revenue_paid: float = Field(description="sum of payments in status paid, 2 places")
+    media: MediaCounts
 
 
 def sitter_json(s: db_admin.SitterRow) -> dict:
@@ -251,8 +259,9 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
         raise Conflict("An admin cannot delete its own account", details={"field": "user_id"})
     async with request.app[POOL].acquire() as conn:
         cancelled = await db_admin.soft_delete_user(conn, user_id)
-    if cancelled is None:
-        raise NotFound("No such user")
+        if cancelled is None:
+            raise NotFound("No such user")
+        await request.app[MEDIA].collect_garbage(conn)
     search_changed(request.app)
     await request.app[CHAT_HUB].user_changed(user_id, deleted=True)
     # The same event, with the same JSON, as every other status change of a booking.
@@ -275,6 +284,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
 async def stats(request: web.Request, user: User) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         s = await db_admin.get_stats(conn)
+        media = await db_media.media_totals(conn)
     return json_response(
         {
             "users": s.users,
@@ -282,5 +292,6 @@ async def stats(request: web.Request, user: User) -> web.Response:
             "bookings": s.bookings,
             "messages_today": s.messages_today,
             "revenue_paid": money(s.revenue_paid),
+            "media": {"images": media.images, "files": media.files, "bytes": media.bytes},
         }
     )

@@ -11,10 +11,11 @@ from nanny.chat.messages import message_json
 from nanny.db import users as db_users
 from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
+from nanny.http.media import ImageOut
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging
-from nanny.keys import CHAT
-from nanny.validation import ClientId, MessageContent, Seq
+from nanny.keys import CHAT, MEDIA_URLS
+from nanny.validation import AttachmentIds, ClientId, MessageContent, Seq
 
 routes = web.RouteTableDef()
 
@@ -29,14 +30,19 @@ class HistoryQuery(Paging):
 
 
 class SendBody(Body):
-    content: MessageContent
+    content: MessageContent = ""
     client_id: ClientId | None = Field(
         None, description="repeat it to retry safely: the original message comes back"
     )
+    attachment_ids: AttachmentIds = []
 
 
 class ReadBody(Body):
     seq: int = Field(ge=1, le=2**53, description="everything up to this seq is read")
+
+
+class AttachmentOut(ImageOut):
+    attachment_id: int
 
 
 class ChatMessageOut(Out):
@@ -48,6 +54,7 @@ class ChatMessageOut(Out):
     content: str
     client_id: str | None
     sent_at: str
+    attachments: list[AttachmentOut]
 
 
 @routes.get("/api/bookings/{id}/messages", name="booking_messages")
@@ -71,12 +78,13 @@ async def list_messages(
         limit=query.limit,
         offset=query.offset,
     )
-    return list_response([message_json(m) for m in messages], total)
+    urls = request.app[MEDIA_URLS]
+    return list_response([message_json(m, urls) for m in messages], total)
 
 
 @routes.post("/api/bookings/{id}/messages", name="send_message")
 @endpoint(
-    "Send a message; delivered live exactly as a WebSocket send",
+    "Send a message (text, photos or both); delivered live exactly as a WebSocket send",
     tag="chat",
     body=SendBody,
     response=ChatMessageOut,
@@ -86,10 +94,15 @@ async def list_messages(
 )
 async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
     message, _ = await request.app[CHAT].send_message(
-        user.user_id, user.role, path_id(request), body.content, body.client_id
+        user.user_id,
+        user.role,
+        path_id(request),
+        body.content,
+        body.client_id,
+        attachment_ids=tuple(body.attachment_ids),
     )
     # A retried client_id answers 201 with the original message, like the first attempt.
-    return json_response(message_json(message), status=201)
+    return json_response(message_json(message, request.app[MEDIA_URLS]), status=201)
 
 
 @routes.post("/api/bookings/{id}/read", name="mark_read")

@@ -33,6 +33,10 @@ class EndpointSpec:
     roles: tuple[str, ...] | None = None  # None: public; () any authenticated user
     errors: tuple[type[NannyError], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
+    # The body is multipart/form-data with this file field, read by the handler as a stream.
+    upload: str | None = None
+    # The success response is a file of one of these types, not JSON.
+    produces: tuple[str, ...] = ()
 
 
 SPEC_ATTR = "__nanny_endpoint__"
@@ -51,6 +55,8 @@ def endpoint(
     roles: tuple[str, ...] | None = None,
     errors: tuple[type[NannyError], ...] = (),
     headers: dict[str, str] | None = None,
+    upload: str | None = None,
+    produces: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Declare an endpoint. The handler receives `user` (when roles is not None), `body` and
     `query` as keyword arguments, already authenticated and validated."""
@@ -64,6 +70,8 @@ def endpoint(
         roles=roles,
         errors=errors,
         headers=headers or {},
+        upload=upload,
+        produces=produces,
     )
 
     def decorate(handler: Handler) -> Handler:

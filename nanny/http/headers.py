@@ -23,7 +23,7 @@ PREFLIGHT_MAX_AGE = "600"
 # Pages load only our own scripts and styles (no inline code), talk only to us (REST and the
 # WebSocket), and may not be framed by anyone (clickjacking).
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from nanny import metrics
 from nanny.client_address import client_address
 from nanny.db.pool import DATABASE_UNAVAILABLE
-from nanny.errors import NannyError, RateLimited
+from nanny.errors import NannyError, PayloadTooLarge, RateLimited
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
 from nanny.inflight import was_refused
@@ -74,6 +74,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, PayloadTooLarge):
+            # The rest of the body is not wanted: the connection ends after this answer.
+            response.force_close()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -98,7 +98,9 @@ def _errors(spec: EndpointSpec, has_path_params: bool) -> dict[int, list[str]]:
     by_status: dict[int, list[str]] = {}
     for error in declared:
         by_status.setdefault(error.status, []).append(error.code)
-    if spec.body is not None:
+    if spec.upload is not None:
+        declared.append(ValidationFailed)
+    if spec.body is not None or spec.upload is not None:
         by_status[413] = ["payload_too_large"]
     return by_status
 
@@ -140,6 +142,8 @@ def build_document(app: web.Application) -> dict:
                 "required": True,
                 "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
             }
+        elif spec.upload is not None:
+            operation["requestBody"] = _upload_body(spec.upload)
         operation["responses"] = _responses(spec, refs, bool(path_names))
         if spec.roles is not None:
             operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -178,10 +182,36 @@ def _query_parameters(model: type[BaseModel], components: dict[str, Any]) -> lis
     return params
 
 
+def _upload_body(field: str) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {field: {"type": "string", "format": "binary"}},
+        "required": [field],
+    }
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
+def _file_responses(spec: EndpointSpec) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        str(spec.status): {
+            "description": "the file",
+            "headers": {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in spec.headers.items()
+            },
+            "content": {media_type: binary for media_type in spec.produces},
+        },
+        "304": {"description": "not modified: the ETag sent in If-None-Match is current"},
+    }
+
+
 def _responses(spec: EndpointSpec, refs: dict, has_path_params: bool) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     item = _list_item(spec.response)
-    if spec.status == 204:
+    if spec.produces:
+        responses.update(_file_responses(spec))
+    elif spec.status == 204:
         responses["204"] = {"description": "done; no body"}
     elif item is not None:
         responses[str(spec.status)] = {

@@ -8,14 +8,25 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AfterValidator, Field, StringConstraints
 
+from nanny.db import media as db_media
 from nanny.db import pets as db_pets
 from nanny.db import users as db_users
-from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from nanny.db.chat import AttachedImage
+from nanny.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
+from nanny.http.media import FILE_FIELD, ImageOut, uploaded_image
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging, Text
-from nanny.keys import POOL
+from nanny.keys import MEDIA, MEDIA_URLS, POOL
+from nanny.media.urls import MediaUrls
 from nanny.validation import no_nul
 
 routes = web.RouteTableDef()
@@ -66,9 +77,12 @@ class PetOut(Out):
     type: PetType
     age: int
     notes: str
+    photo: ImageOut | None
 
 
-def pet_json(pet: db_pets.Pet) -> dict:
+def pet_json(pet: db_pets.Pet, photo: AttachedImage | None, urls: MediaUrls) -> dict:
+    """A pet as its owner, its sitters and admins see it (nobody else is shown one): the photo's
+    URLs are signed for them."""
     return {
         "pet_id": pet.pet_id,
         "owner_id": pet.owner_id,
@@ -76,7 +90,14 @@ def pet_json(pet: db_pets.Pet) -> dict:
         "type": pet.type,
         "age": pet.age,
         "notes": pet.notes,
+        "photo": urls.image_json(photo.image_id, photo.width, photo.height) if photo else None,
     }
+
+
+async def pets_json(request: web.Request, conn, pets: list[db_pets.Pet]) -> list[dict]:
+    photos = await db_media.pet_photos(conn, [p.pet_id for p in pets])
+    urls = request.app[MEDIA_URLS]
+    return [pet_json(p, photos.get(p.pet_id), urls) for p in pets]
 
 
 def check_redundant_owner(sent: int | None, user: db_users.User) -> None:
@@ -109,7 +130,7 @@ async def create_pet(request: web.Request, user: db_users.User, body: PetCreate)
         pet = await db_pets.create_pet(
             conn, user.user_id, name=body.name, type=body.type, age=body.age, notes=body.notes
         )
-    return json_response(pet_json(pet), status=201)
+    return json_response(pet_json(pet, None, request.app[MEDIA_URLS]), status=201)
 
 
 @routes.get("/api/pets/{id}", name="get_pet")
@@ -124,9 +145,10 @@ async def get_pet(request: web.Request, user: db_users.User) -> web.Response:
     pet_id = path_id(request)
     async with request.app[POOL].acquire() as conn:
         pet = await db_pets.get_visible_pet(conn, pet_id, user.user_id, admin=user.role == "admin")
-    if pet is None:
-        raise NotFound("No such pet")
-    return json_response(pet_json(pet))
+        if pet is None:
+            raise NotFound("No such pet")
+        [shown] = await pets_json(request, conn, [pet])
+    return json_response(shown)
 
 
 @routes.put("/api/pets/{id}", name="update_pet")
@@ -146,7 +168,8 @@ async def update_pet(request: web.Request, user: db_users.User, body: PetUpdate)
         pet = await db_pets.update_pet(conn, pet_id, user.user_id, changes)
         if pet is None:
             await _pet_for_owner_write(conn, pet_id, user)
-    return json_response(pet_json(pet))
+        [shown] = await pets_json(request, conn, [pet])
+    return json_response(shown)
 
 
 @routes.delete("/api/pets/{id}", name="delete_pet")
@@ -164,8 +187,10 @@ async def delete_pet(request: web.Request, user: db_users.User) -> web.Response:
             deleted = await db_pets.delete_unbooked_pet(conn, pet_id, user.user_id)
         if deleted is None:
             await _pet_for_owner_write(conn, pet_id, user)
-    if not deleted:
-        raise Conflict("The pet has a pending or confirmed booking; cancel it first")
+        if not deleted:
+            raise Conflict("The pet has a pending or confirmed booking; cancel it first")
+        # Its photo went with it (a cascade); now its files.
+        await request.app[MEDIA].collect_garbage(conn)
     return web.Response(status=204)
 
 
@@ -188,4 +213,56 @@ async def owner_pets(request: web.Request, user: db_users.User, query: Paging) -
         pets, total = await db_pets.list_owner_pets(
             conn, owner_id, limit=query.limit, offset=query.offset
         )
-    return list_response([pet_json(p) for p in pets], total)
+        shown = await pets_json(request, conn, pets)
+    return list_response(shown, total)
+
+
+async def _require_pet_owner(request: web.Request, pet_id: int, user: db_users.User) -> None:
+    async with request.app[POOL].acquire() as conn:
+        pet = await db_pets.get_visible_pet(conn, pet_id, user.user_id, admin=user.role == "admin")
+    if pet is None:
+        raise NotFound("No such pet")
+    if pet.owner_id != user.user_id:
+        raise Forbidden("Only the pet's owner may change its photo")
+
+
+@routes.put("/api/pets/{id}/photo", name="put_pet_photo")
+@endpoint(
+    "Set or replace a pet's photo (multipart/form-data, field 'file'); only its owner",
+    tag="pets",
+    upload=FILE_FIELD,
+    response=PetOut,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, PayloadTooLarge),
+)
+async def put_pet_photo(request: web.Request, user: db_users.User) -> web.Response:
+    pet_id = path_id(request)
+    # Before the body is read: a stranger's upload is never looked at.
+    await _require_pet_owner(request, pet_id, user)
+    async with uploaded_image(request) as processed:
+        image = await request.app[MEDIA].set_pet_photo(
+            processed, pet_id=pet_id, owner_id=user.user_id
+        )
+    if image is None:  # deleted meanwhile
+        raise NotFound("No such pet")
+    async with request.app[POOL].acquire() as conn:
+        pet = await db_pets.get_visible_pet(conn, pet_id, user.user_id)
+    if pet is None:  # pragma: no cover - deleted between the two statements
+        raise NotFound("No such pet")
+    return json_response(pet_json(pet, image.attached, request.app[MEDIA_URLS]))
+
+
+@routes.delete("/api/pets/{id}/photo", name="delete_pet_photo")
+@endpoint(
+    "Remove a pet's photo (204 also when it had none); only its owner",
+    tag="pets",
+    status=204,
+    roles=(),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+)
+async def delete_pet_photo(request: web.Request, user: db_users.User) -> web.Response:
+    pet_id = path_id(request)
+    await _require_pet_owner(request, pet_id, user)
+    if not await request.app[MEDIA].remove_pet_photo(pet_id=pet_id, owner_id=user.user_id):
+        raise NotFound("No such pet")
+    return web.Response(status=204)

@@ -15,8 +15,8 @@ from nanny.db import users as db_users
 from nanny.encoding import dumps
 from nanny.errors import Forbidden, NannyError, ValidationFailed
 from nanny.http import security
-from nanny.keys import CHAT, CHAT_HUB, SETTINGS
-from nanny.validation import ClientId, Id, MessageContent, Seq
+from nanny.keys import CHAT, CHAT_HUB, MEDIA_URLS, SETTINGS
+from nanny.validation import AttachmentIds, ClientId, Id, MessageContent, Seq
 from nanny.ws.connection import Connection
 from nanny.ws.protocol import CommandRegistry, Frame
 
@@ -35,8 +35,9 @@ class Unsubscribe(Frame):
 class Send(Frame):
     type: Literal["send"]
     booking_id: Id
-    content: MessageContent
+    content: MessageContent = ""
     client_id: ClientId | None = None
+    attachment_ids: AttachmentIds = []
 
 
 class Typing(Frame):
@@ -84,12 +85,24 @@ async def unsubscribe(app: web.Application, conn: Connection, frame: Unsubscribe
 
 
 async def send(app: web.Application, conn: Connection, frame: Send) -> None:
+    urls = app[MEDIA_URLS]
+
     def ack(message: db_chat.Message) -> None:
-        body = {"type": "ack", "client_id": frame.client_id, "message": message_json(message)}
+        body = {
+            "type": "ack",
+            "client_id": frame.client_id,
+            "message": message_json(message, urls),
+        }
         conn.send(dumps(body))
 
     await app[CHAT].send_message(
-        conn.user_id, conn.role, frame.booking_id, frame.content, frame.client_id, ack=ack
+        conn.user_id,
+        conn.role,
+        frame.booking_id,
+        frame.content,
+        frame.client_id,
+        attachment_ids=tuple(frame.attachment_ids),
+        ack=ack,
     )
 
 

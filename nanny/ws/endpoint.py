@@ -31,6 +31,7 @@ from nanny.keys import (
     CHAT,
     CHAT_HUB,
     HEALTH_CHECKS,
+    MEDIA_URLS,
     METRICS,
     POOL,
     SETTINGS,
@@ -205,6 +206,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         user_cache=app[USER_CACHE],
         metrics=app[METRICS],
         presence_ttl=settings.presence_ttl_seconds,
+        urls=app[MEDIA_URLS],
     )
     app[CHAT_HUB] = hub
     app[CHAT] = chat = Chat(app[POOL], app[METRICS], hub)

@@ -22,6 +22,7 @@ from nanny.cache import TtlCache
 from nanny.chat.access import no_such_booking, require_participant
 from nanny.db import chat as db_chat
 from nanny.encoding import dumps
+from nanny.media.urls import MediaUrls
 from nanny.metrics import Metrics
 from nanny.tasks import TaskSet
 from nanny.ws.broker import Broker, EventKind
@@ -44,6 +45,7 @@ class ChatHub:
         user_cache: TtlCache,
         metrics: Metrics,
         presence_ttl: float,
+        urls: MediaUrls,
     ):
         self.broker = broker
         self.limits = limits
@@ -54,7 +56,8 @@ class ChatHub:
         self._tasks = TaskSet()
         self.connections: set[Connection] = set()
         self.presence = Presence(broker, self._tasks)
-        self.rooms = RoomRegistry(pool, broker, self.presence, limits, metrics, self._tasks)
+        self._urls = urls
+        self.rooms = RoomRegistry(pool, broker, self.presence, limits, metrics, self._tasks, urls)
         self.feeds = UserFeeds(broker, self._tasks)
         self._all_gone = asyncio.Event()
         self._all_gone.set()
@@ -110,7 +113,7 @@ class ChatHub:
     # -- events of this process (the chat's fan-out) -------------------------------------
 
     def message_stored(self, message: db_chat.Message) -> None:
-        frame = message_frame(message)
+        frame = message_frame(message, self._urls)
         room = self.rooms.get(message.booking_id)
         if room is not None:
             self.rooms.offer(room, message.seq, frame)

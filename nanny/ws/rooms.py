@@ -24,6 +24,7 @@ from nanny.chat.messages import message_json
 from nanny.db import chat as db_chat
 from nanny.encoding import dumps
 from nanny.errors import ValidationFailed
+from nanny.media.urls import MediaUrls
 from nanny.metrics import Metrics
 from nanny.tasks import TaskSet
 from nanny.ws.broker import Broker
@@ -38,8 +39,8 @@ _JOINING = 2**62
 _REPLAY_PAGE = 200
 
 
-def message_frame(m: db_chat.Message) -> str:
-    return dumps({"type": "message", "message": message_json(m)})
+def message_frame(m: db_chat.Message, urls: MediaUrls) -> str:
+    return dumps({"type": "message", "message": message_json(m, urls)})
 
 
 class Room:
@@ -87,8 +88,10 @@ class RoomRegistry:
         limits: WsLimits,
         metrics: Metrics,
         tasks: TaskSet,
+        urls: MediaUrls,
     ):
         self._pool = pool
+        self._urls = urls
         self._broker = broker
         self._presence = presence
         self._limits = limits
@@ -184,7 +187,7 @@ class RoomRegistry:
             async with self._pool.acquire() as db:
                 page = await db_chat.messages_after(db, booking_id, cursor, limit=_REPLAY_PAGE)
             for m in page:
-                if not await conn.send_paced(message_frame(m)):
+                if not await conn.send_paced(message_frame(m, self._urls)):
                     return cursor
                 cursor = m.seq
             if len(page) < _REPLAY_PAGE:
@@ -200,7 +203,7 @@ class RoomRegistry:
                 async with self._pool.acquire() as db:
                     tail = await db_chat.messages_after(db, room.booking_id, cursor)
                 for m in tail:
-                    conn.send(message_frame(m))
+                    conn.send(message_frame(m, self._urls))
                     cursor = m.seq
                 if room.last_seq is None:
                     room.last_seq = cursor
@@ -296,7 +299,7 @@ class RoomRegistry:
                         db, room.booking_id, room.last_seq, limit=missing
                     )
                 for m in found:
-                    self.offer(room, m.seq, message_frame(m))
+                    self.offer(room, m.seq, message_frame(m, self._urls))
                 if not found:
                     await asyncio.sleep(gap_wait)
         except asyncio.CancelledError:
@@ -322,5 +325,5 @@ class RoomRegistry:
         for m in missed:
             room = self.by_booking.get(m.booking_id)
             if room is not None:
-                self.offer(room, m.seq, message_frame(m))
+                self.offer(room, m.seq, message_frame(m, self._urls))
         log.info("resync: %d rooms, %d missed messages", len(rooms), len(missed))

@@ -2,7 +2,7 @@
 import { api, apiList, me } from './api.js';
 import { drawBarChart } from './chart.js';
 import { $, badge, dateOnly, dateTime, h, money, ROLE_LABEL, SITTER_STATUS_LABEL, timeOnly, toast } from './dom.js';
-import { _, fixed, ngettext } from './i18n.js';
+import { _, fixed, ngettext, pgettext } from './i18n.js';
 
 const STATS_EVERY_MS = 5000;
 const USERS_PAGE = 10;
@@ -12,6 +12,19 @@ const USERS_PAGE = 10;
 function pick(data, path) {
   return path.split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), data);
 }
+
+function bytesText(value) {
+  const units = [pgettext('bytes', 'B'), pgettext('bytes', 'KB'), pgettext('bytes', 'MB'), pgettext('bytes', 'GB'), pgettext('bytes', 'TB')];
+  let n = Number(value);
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return `${unit ? fixed(n, 1) : n} ${units[unit]}`;
+}
+
+const FORMATS = { money, bytes: bytesText };
 
 async function loadStats() {
   let stats;
@@ -27,7 +40,7 @@ async function loadStats() {
   stats.bookings.total = sum(stats.bookings);
   for (const el of document.querySelectorAll('[data-stat]')) {
     const value = pick(stats, el.dataset.stat);
-    const text = value === undefined ? '—' : el.dataset.format === 'money' ? money(value) : String(value);
+    const text = value === undefined ? '—' : (FORMATS[el.dataset.format] || String)(value);
     if (el.textContent !== text) {
       const changed = el.textContent !== '—';
       el.textContent = text;

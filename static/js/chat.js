@@ -4,6 +4,7 @@ import { apiList, describeError, me } from './api.js';
 import { $, dateRange, dateTime, h, STATUS_LABEL, timeOnly, toast } from './dom.js';
 import { _, sameLocalDay } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { attachmentsNode, chosenCount, pendingPhotosNode, setUpComposerPhotos, takeChosen, uploadPhotos } from './chat-photos.js';
 
 const root = $('#chat');
 const bookingId = Number(root.dataset.bookingId);
@@ -67,7 +68,8 @@ function messageNode(msg) {
   if (mine) meta.append(h('span', { class: 'msg-status', text: _('Sent') }));
   return h('li', { class: `msg${mine ? ' mine' : ''}`, dataset: { seq: msg.seq, sender: msg.sender_id } },
     !isParticipant ? h('span', { class: 'msg-sender', text: nameOf[msg.sender_id] || _('User #{id}', { id: msg.sender_id }) }) : null,
-    h('div', { class: 'msg-bubble', text: msg.content }),
+    msg.content ? h('div', { class: 'msg-bubble', text: msg.content }) : null,
+    attachmentsNode(msg),
     meta);
 }
 
@@ -282,8 +284,10 @@ document.addEventListener('visibilitychange', scheduleRead);
 
 function trySend(clientId) {
   const p = pending.get(clientId);
-  if (!p) return;
-  if (live.send({ type: 'send', booking_id: bookingId, content: p.content, client_id: clientId })) {
+  if (!p || p.uploading) return;
+  const frame = { type: 'send', booking_id: bookingId, content: p.content, client_id: clientId };
+  if (p.attachmentIds.length) frame.attachment_ids = p.attachmentIds;
+  if (live.send(frame)) {
     p.lastTry = Date.now();
     p.node.querySelector('.msg-status').textContent = _('Sending…');
   } else {
@@ -298,27 +302,49 @@ setInterval(() => {
   }
 }, 1000);
 
-function send(content) {
+function send(content, photos = []) {
   const clientId = uuid();
   const node = h('li', { class: 'msg mine pending', dataset: { clientId } },
-    h('div', { class: 'msg-bubble', text: content }),
+    content ? h('div', { class: 'msg-bubble', text: content }) : null,
+    pendingPhotosNode(photos),
     h('span', { class: 'msg-meta' }, h('span', { class: 'msg-status', text: _('Sending…') })));
   pendingList.append(node);
-  pending.set(clientId, { content, node, lastTry: 0 });
+  const entry = { content, node, lastTry: 0, attachmentIds: [], uploading: photos.length > 0 };
+  pending.set(clientId, entry);
   historyStatus.hidden = true;
   scrollToBottom();
+  if (entry.uploading) sendWithPhotos(clientId, entry, photos);
+  else trySend(clientId);
+}
+
+// Photos go up first (each with its progress); the message then names them, and is retried
+// with the same client_id like any other.
+async function sendWithPhotos(clientId, entry, photos) {
+  entry.node.querySelector('.msg-status').textContent = _('Uploading…');
+  try {
+    entry.attachmentIds = await uploadPhotos(bookingId, photos, entry.node);
+  } catch (err) {
+    pending.delete(clientId);
+    entry.node.classList.add('failed');
+    entry.node.querySelector('.msg-status').textContent = _('Not sent');
+    toast(err.message, 'error');
+    return;
+  }
+  entry.uploading = false;
   trySend(clientId);
 }
+
+setUpComposerPhotos((count) => { input.required = count === 0; });
 
 composer.addEventListener('submit', (event) => {
   event.preventDefault();
   const content = input.value.trim();
-  if (!content) return;
+  if (!content && !chosenCount()) return;
   if (content.length > 4000) {
     toast(_('A message can be at most 4000 characters'), 'error');
     return;
   }
-  send(content);
+  send(content, takeChosen());
   input.value = '';
   input.focus();
 });

@@ -7,6 +7,7 @@ import {
 } from './dom.js';
 import { _, fromLocalInput, localDaysAhead, ngettext, pgettext, toLocalInput } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { petAvatar, resetPetPhoto, savePetPhoto } from './pet-photo.js';
 
 const PAGE_SIZE = 12;
 const pets = new Map();
@@ -30,7 +31,7 @@ function renderPets() {
   list.replaceChildren(
     ...[...pets.values()].map((pet) =>
       h('li', { class: 'pet', dataset: { petId: pet.pet_id } },
-        h('span', { class: 'pet-icon', 'aria-hidden': 'true', text: pet.name.slice(0, 1).toUpperCase() }),
+        petAvatar(pet),
         h('div', { class: 'pet-body' },
           h('strong', { text: pet.name }),
           h('p', { text: [PET_LABEL[pet.type] || pet.type, ngettext('{n} year', '{n} years', pet.age), pet.notes].filter(Boolean).join(' · ') })),
@@ -46,6 +47,7 @@ function openPetForm(pet) {
   clearErrors(petForm);
   petForm.reset();
   petForm.elements.pet_id.value = pet ? pet.pet_id : '';
+  resetPetPhoto(pet);
   $('#pet-form-title').textContent = pet ? _('Edit {name}', { name: pet.name }) : _('Add a pet');
   if (pet) {
     petForm.elements.name.value = pet.name;
@@ -70,10 +72,14 @@ petForm.addEventListener('submit', async (event) => {
         ? await api(`/api/pets/${id}`, { method: 'PUT', body })
         : await api('/api/pets', { method: 'POST', body });
       pets.set(pet.pet_id, pet);
+      // Saved: a photo that fails to upload is sent again as an edit of this pet.
+      petForm.elements.pet_id.value = pet.pet_id;
+      pets.set(pet.pet_id, await savePetPhoto(pet));
       renderPets();
       petForm.hidden = true;
       toast(id ? _('Pet {name} updated', { name: pet.name }) : _('Pet {name} added', { name: pet.name }));
     } catch (err) {
+      renderPets();
       showError(petForm, err);
     }
   });
