@@ -5,7 +5,8 @@ the broker, which carries it to the other processes only. Two implementations:
 
 - `InProcessBroker` (here): one process, no Redis; publishing has nowhere to go, presence is a
   dict.
-- `RedisBroker` (nanny/ws/redis_broker.py): Redis pub/sub and a presence set per room.
+- `RedisBroker` (nanny/ws/redis_broker.py): Redis pub/sub, with a presence set per room
+  (nanny/ws/redis_presence.py).
 
 An event on the wire is a small JSON header line (origin process, kind, booking, seq, user)
 and the client frame's text, which receivers pass to their clients untouched."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from nanny.ws.broker import (
     decode_event,
     encode_event,
 )
+from nanny.ws.redis_presence import RedisPresence
 
 log = logging.getLogger("nanny.ws.broker")
 
@@ -70,7 +70,6 @@ class RedisBroker(Broker):
         self.origin = uuid.uuid4().hex[:12]
         self.connected = False
         self._prefix = prefix
-        self._ttl = presence_ttl
         no_retry = Retry(NoBackoff(), 0)
         # Commands (publish, presence) fail fast so a Redis outage never stalls a sender; a
         # burst of joins waits for one of a bounded set of connections instead of failing.
@@ -83,8 +82,9 @@ class RedisBroker(Broker):
             retry=no_retry,
         )
         self._redis = aioredis.Redis(connection_pool=self._command_pool)
-        self._refresh_script = self._redis.register_script(_REFRESH_LUA)
-        self._online_script = self._redis.register_script(_ONLINE_LUA)
+        self._presence = RedisPresence(
+            self._redis, prefix=prefix, origin=self.origin, ttl=presence_ttl
+        )
         # The subscriber connection blocks on reads for as long as it is quiet.
         self._sub_redis = aioredis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=no_retry
@@ -108,9 +108,6 @@ class RedisBroker(Broker):
 
     def user_channel(self, user_id: int) -> str:
         return f"{self._prefix}:user:{user_id}"
-
-    def presence_key(self, booking_id: int) -> str:
-        return f"{self._prefix}:presence:{booking_id}"
 
     async def start(self) -> None:
         self._tasks = [
@@ -352,58 +349,15 @@ class RedisBroker(Broker):
                 self._drained.set()
 
     # -- presence ------------------------------------------------------------------------
-    # One sorted set per room; members "<user_id>:<origin>" scored by when they lapse. A
-    # process re-scores its members every ttl/3, so a crashed process's users lapse within ttl.
-    # The scripts touch many keys at once, which a Redis Cluster would need split by slot.
 
     async def presence_add(self, booking_id: int, user_id: int) -> None:
-        await self.presence_refresh([(booking_id, user_id)])
+        await self._presence.add(booking_id, user_id)
 
     async def presence_remove(self, booking_id: int, user_id: int) -> None:
-        await self._redis.zrem(self.presence_key(booking_id), f"{user_id}:{self.origin}")
+        await self._presence.remove(booking_id, user_id)
 
     async def presence_refresh(self, entries: Iterable[tuple[int, int]]) -> None:
-        until = time.time() + self._ttl
-        keep = int(self._ttl * 2) + 1
-        keys, members = [], []
-        for booking_id, user_id in entries:
-            keys.append(self.presence_key(booking_id))
-            members.append(f"{user_id}:{self.origin}")
-        # One script call per chunk instead of two commands per entry: the refresh of
-        # thousands of sockets costs Redis and this process a few round trips.
-        for i in range(0, len(keys), _SCRIPT_CHUNK):
-            chunk = slice(i, i + _SCRIPT_CHUNK)
-            await self._refresh_script(keys=keys[chunk], args=[until, keep, *members[chunk]])
+        await self._presence.refresh(entries)
 
     async def presence_online(self, booking_ids: list[int]) -> dict[int, set[int]]:
-        now = time.time()
-        online: dict[int, set[int]] = {}
-        for i in range(0, len(booking_ids), _SCRIPT_CHUNK):
-            chunk = booking_ids[i : i + _SCRIPT_CHUNK]
-            keys = [self.presence_key(b) for b in chunk]
-            results = await self._online_script(keys=keys, args=[now])
-            for booking_id, members in zip(chunk, results, strict=True):
-                online[booking_id] = {int(m.split(b":", 1)[0]) for m in members}
-        return online
-
-
-_SCRIPT_CHUNK = 1000
-
-# KEYS: presence sets; ARGV: lapse time, key lifetime, then one member per key.
-_REFRESH_LUA = """
-for i, key in ipairs(KEYS) do
-    redis.call('ZADD', key, ARGV[1], ARGV[i + 2])
-    redis.call('EXPIRE', key, ARGV[2])
-end
-return #KEYS
-"""
-
-# KEYS: presence sets; ARGV: now. Drops lapsed members, returns the live ones per key.
-_ONLINE_LUA = """
-local out = {}
-for i, key in ipairs(KEYS) do
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
-    out[i] = redis.call('ZRANGEBYSCORE', key, ARGV[1], '+inf')
-end
-return out
-"""
+        return await self._presence.online(booking_ids)
