@@ -8,7 +8,7 @@
 -- hours are not checked.
 --
 -- Used by nanny_create_booking (under the sitter's lock) and by the schedule change, which lists
--- the bookings a new schedule leaves outside. Search expresses the same rule set-wise
+-- the bookings a new schedule leaves outside. Search writes the same rule out (cheaper per row)
 -- (nanny/db/services.py); tests/test_availability.py checks the two agree.
 CREATE OR REPLACE FUNCTION nanny_outside_schedule(
     p_sitter_id integer,

@@ -183,10 +183,23 @@ _BUSY = """
         WHERE tstzrange(t.start_time, t.end_time, '[)') && tstzrange($8, $9, '[)')
     )
 """
-# ... and the weekly schedule, by the rule bookings follow (migrations/functions/).
+# ... and the weekly schedule: the rule of migrations/functions/nanny_outside_schedule.sql
+# written out here, so that only walks look up intervals and whole days are one inlined
+# expression (calling the function per row cost search by dates two thirds of its speed);
+# tests/test_availability.py checks that search and the booking rule agree.
 _FITS = """
     AND v.sitter_id NOT IN (SELECT sitter_id FROM busy)
-    AND NOT nanny_outside_schedule(v.sitter_id, s.timezone, s.schedule_days, v.type, $8, $9)
+    AND (s.schedule_days = 0 OR CASE
+        WHEN v.type = 'walking' THEN EXISTS (
+            SELECT 1 FROM sitter_schedule w
+            WHERE w.sitter_id = v.sitter_id
+              AND w.weekday = extract(isodow FROM ($8 AT TIME ZONE s.timezone))::integer - 1
+              AND w.start_minute * 60 <= extract(epoch FROM ($8 AT TIME ZONE s.timezone)
+                                                  - ($8 AT TIME ZONE s.timezone)::date)
+              AND w.end_minute * 60 >= extract(epoch FROM ($9 AT TIME ZONE s.timezone)
+                                                - ($8 AT TIME ZONE s.timezone)::date))
+        ELSE (nanny_days_mask($8, $9, s.timezone) & ~s.schedule_days) = 0
+    END)
 """
 
 
