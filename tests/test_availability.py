@@ -423,15 +423,19 @@ async def test_a_booking_and_time_off_for_the_same_hours_one_wins(client, market
 async def test_confirmed_booking_and_time_off_race_one_wins(client, market):
     owner, sitter, pet, walking, _ = market
     day = next_weekday(4)
-    resp = await book(client, owner, pet, walking, at(day, 9), at(day, 10))
-    bid = (await resp.json())["booking_id"]
-    confirm, off = await asyncio.gather(
-        client.post(f"/api/bookings/{bid}/confirm", headers=sitter.headers),
-        take_off(client, sitter, at(day, 9), at(day, 10)),
-    )
-    # Confirmation does not take the calendar lock, but the time off's UPDATE of the pending
-    # row and the confirmation's UPDATE serialise on the row: exactly one of them holds.
-    assert (confirm.status == 200) != (off.status == 201), (confirm.status, off.status)
+    for round_ in range(8):
+        start, end = at(day, 6 + 2 * round_), at(day, 7 + 2 * round_)
+        resp = await book(client, owner, pet, walking, start, end)
+        bid = (await resp.json())["booking_id"]
+        confirm, off = await asyncio.gather(
+            client.post(f"/api/bookings/{bid}/confirm", headers=sitter.headers),
+            take_off(client, sitter, start, end),
+        )
+        # Confirmation does not take the calendar lock; the time off locks the overlapping
+        # rows before it reads them, so exactly one of the two holds.
+        assert (confirm.status == 200) != (off.status == 201), (confirm.status, off.status)
+        expected = "confirmed" if confirm.status == 200 else "cancelled"
+        assert await booking_status(client, bid) == expected
 
 
 async def test_twenty_concurrent_bookings_into_one_free_slot_one_wins(aiohttp_client, settings):

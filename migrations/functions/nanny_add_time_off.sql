@@ -18,6 +18,13 @@ CREATE OR REPLACE FUNCTION nanny_add_time_off(
 #variable_conflict use_column
 BEGIN
     PERFORM pg_advisory_xact_lock(p_calendar_lock, p_sitter_id);
+    -- The open bookings it overlaps, locked before they are read: a confirmation under way
+    -- commits first (and the check below sees it), one that comes later waits and then finds
+    -- its request declined. No new one can appear: creations wait for the lock above.
+    PERFORM 1 FROM bookings b
+    WHERE b.sitter_id = p_sitter_id AND b.status IN ('pending', 'confirmed')
+      AND tstzrange(b.start_time, b.end_time, '[)') && tstzrange(p_start, p_end, '[)')
+    FOR UPDATE;
     SELECT b.booking_id INTO clash_booking_id
     FROM bookings b
     WHERE b.sitter_id = p_sitter_id AND b.status = 'confirmed'
