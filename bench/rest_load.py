@@ -1,6 +1,11 @@
 """REST load benchmark: seeds `--scale N`, starts `nanny serve` with 1 and 2 worker processes and
 drives it with wrk (a separate process, fixed connections, fixed time), printing req/s, p50 and p99
-for search, get booking, owner's bookings list, create booking and login.
+for search, search with dates (one week in the next month), get booking, owner's bookings list,
+create booking and login. `--search-cache-seconds 0` turns the server's search cache off, so both
+searches reach the database on every request:
+
+    python bench/rest_load.py --scale 1 10 --workers 1 --only search search_dates \
+        --search-cache-seconds 0
 
 Each configuration first measures `bench/baseline_app.py` (a bare aiohttp + asyncpg endpoint that
 reads one booking by id) with the same processes and pool size: the machine's ceiling. The last
@@ -328,6 +333,9 @@ async def pick_fixtures(dsn: str, sample: int) -> dict:
             """
             SELECT s.service_id, s.sitter_id FROM services s
             JOIN sitters st ON st.user_id = s.sitter_id AND st.status = 'approved'
+            -- Services its one-hour slots at any hour fit: sitters without a weekly schedule,
+            -- or boarding and home care of sitters with hours every day (every bulk sitter).
+            WHERE st.schedule_days = 0 OR (s.type <> 'walking' AND st.schedule_days = 127)
             ORDER BY random() LIMIT $1
             """,
             sample,
@@ -369,7 +377,21 @@ def main() -> int:
         "--only",
         nargs="+",
         default=None,
-        choices=["baseline", "search", "get_booking", "owner_bookings", "create_booking", "login"],
+        choices=[
+            "baseline",
+            "search",
+            "search_dates",
+            "get_booking",
+            "owner_bookings",
+            "create_booking",
+            "login",
+        ],
+    )
+    parser.add_argument(
+        "--search-cache-seconds",
+        type=float,
+        default=None,
+        help="SEARCH_CACHE_SECONDS for the server (0: every search reaches the database)",
     )
     args = parser.parse_args()
 
@@ -395,6 +417,8 @@ def main() -> int:
                 "BOOKING_HORIZON_DAYS": "1000000",
                 "RATE_LIMIT_ENABLED": "false",
             }
+            if args.search_cache_seconds is not None:
+                env["SEARCH_CACHE_SECONDS"] = str(args.search_cache_seconds)
             env.pop("REDIS_URL", None)
             t0 = time.monotonic()
             subprocess.run(
@@ -478,6 +502,15 @@ def run_baseline(args, fx, dsn: str, scale: int, workers: int) -> dict:
         stop_server(proc)
 
 
+def next_month_week() -> tuple[str, str]:
+    """Monday 00:00 UTC to the next Monday, in the month after this one."""
+    today = datetime.now(UTC).date()
+    first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    monday = first + timedelta(days=(7 - first.weekday()) % 7)
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    return tuple(t.isoformat().replace("+00:00", "Z") for t in (start, start + timedelta(days=7)))
+
+
 def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     email = f"login-{uuid.uuid4().hex[:8]}@bench.kz"
@@ -507,8 +540,15 @@ def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[d
     # Each run books its own 20-year stretch from BENCH_YEAR on, so runs never reuse a slot.
     run_index = scale * 10 + workers
     base_hours = int(datetime(BENCH_YEAR + 20 * run_index, 1, 1, tzinfo=UTC).timestamp() // 3600)
+    week = next_month_week()
     scenarios = {
         "search": script_get("/api/services/search?type=walking&location=almaty&sort=-rating"),
+        # The same search for one week in the next month: boarding, as a week-long walk fits
+        # no schedule; as many services of that type as of walking.
+        "search_dates": script_get(
+            "/api/services/search?type=boarding&location=almaty&sort=-rating"
+            f"&start_time={week[0]}&end_time={week[1]}"
+        ),
         "get_booking": script_rotating_get(
             [
                 (f"/api/bookings/{b['booking_id']}", token_for(b["owner_id"], "owner"))

@@ -15,13 +15,14 @@ from nanny import PROJECT_ROOT, i18n, inflight, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
-from nanny.events import BOOKING_LISTENERS
+from nanny.events import AVAILABILITY_LISTENERS, BOOKING_LISTENERS
 from nanny.expiry import expiry_ctx
 from nanny.http import (
     admin,
     admin_charts,
     api_docs,
     auth,
+    availability,
     bookings,
     chat,
     headers,
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(headers.add_response_headers)
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
+    app[AVAILABILITY_LISTENERS] = []
     app.on_shutdown.append(log_shutdown)
     app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)
@@ -178,6 +180,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes)
     app.add_routes(pets.routes)
     app.add_routes(services.routes)
+    app.add_routes(availability.routes)
     app.add_routes(bookings.routes)
     app.add_routes(payments.routes)
     app.add_routes(reviews.routes)

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from nanny.db import bookings as db_bookings
+from nanny.seed_calendar import bulk_schedule
 
 BULK_DOMAIN = "bulk.nanny.kz"
 # One bulk load at a time per database: it counts the blocks there before writing.
@@ -200,6 +201,7 @@ async def _write_bulk(
         )
     )
     bookings, chats, reviews, payments = [], [], [], []
+    schedules, time_off = [], []
     for block in blocks:
         rng = random.Random(block)
         block_sitters = []
@@ -273,6 +275,9 @@ async def _write_bulk(
                     payments.append((bid, amount, "card", "paid", end))
                 elif status == "confirmed":
                     payments.append((bid, amount, "cash", "paid", now))
+            weekly, days, off = bulk_schedule(sitter_id, rng, now.date())
+            schedules += weekly
+            time_off += off
             sitters.append(
                 (
                     sitter_id,
@@ -284,6 +289,7 @@ async def _write_bulk(
                     count,
                     total,
                     now - timedelta(days=400),
+                    days,
                 )
             )
 
@@ -306,9 +312,12 @@ async def _write_bulk(
                 "rating_count",
                 "rating_sum",
                 "created_at",
+                "schedule_days",
             ),
             sitters,
         ),
+        ("sitter_schedule", ("sitter_id", "weekday", "start_minute", "end_minute"), schedules),
+        ("time_off", ("sitter_id", "start_time", "end_time"), time_off),
         (
             "services",
             ("service_id", "sitter_id", "type", "price_per_hour", "description"),

@@ -40,6 +40,13 @@ class Conflict(NannyError):
     code = "conflict"
 
 
+class SitterUnavailable(Conflict):
+    """The booking does not fit the sitter's calendar (details.reason: time_off or
+    outside_schedule)."""
+
+    code = "unavailable"
+
+
 class PayloadTooLarge(NannyError):
     status = 413
     code = "payload_too_large"

@@ -29,3 +29,20 @@ async def booking_changed(app: web.Application, booking: dict[str, Any]) -> None
             log.exception(
                 "booking listener %r failed for booking %s", listener, booking.get("booking_id")
             )
+
+
+AvailabilityListener = Callable[[web.Application, int], Awaitable[None]]
+AVAILABILITY_LISTENERS = web.AppKey("availability_listeners", list)
+
+
+def on_availability_changed(app: web.Application, listener: AvailabilityListener) -> None:
+    app[AVAILABILITY_LISTENERS].append(listener)
+
+
+async def availability_changed(app: web.Application, sitter_id: int) -> None:
+    """Announce a committed change of a sitter's schedule or time off."""
+    for listener in app.get(AVAILABILITY_LISTENERS, ()):
+        try:
+            await listener(app, sitter_id)
+        except Exception:
+            log.exception("availability listener %r failed for sitter %s", listener, sitter_id)

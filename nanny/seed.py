@@ -25,6 +25,7 @@ from nanny.bulk_seed import (
     stderr_progress,
 )
 from nanny.db import reviews as db_reviews
+from nanny.seed_calendar import write_demo_calendars
 
 DEMO_PASSWORD = "nanny-demo-2026"
 DEMO_DOMAIN = "demo.nanny.kz"
@@ -110,6 +111,7 @@ DEMO_BOOKINGS = [
     ("madina", "Rex", "dmitry", 2, -3, 1, "cancelled", None, None, []),
 ]
 # fmt: on
+DEMO_APPROVED = {key for key, *_, status in DEMO_SITTERS if status == "approved"}
 
 
 def _demo_email(key: str) -> str:
@@ -263,6 +265,8 @@ async def _write_demo(conn: asyncpg.Connection, pw: str) -> None:
                 rating=review[0],
                 comment=review[1],
             )
+    # Schedules and time off last: they are checked against the bookings above.
+    await write_demo_calendars(conn, {k: v for k, v in sitters.items() if k in DEMO_APPROVED})
 
 
 async def run(

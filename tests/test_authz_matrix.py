@@ -74,6 +74,14 @@ async def build_world(client) -> World:
     await pool.execute(
         "UPDATE sitters SET rating_count = 1, rating_sum = 4 WHERE user_id = $1", sitter.user_id
     )
+    far = datetime.now(UTC).replace(microsecond=0) + timedelta(days=300)
+    time_off = await pool.fetchval(
+        "INSERT INTO time_off (sitter_id, start_time, end_time) VALUES ($1, $2, $3)"
+        " RETURNING time_off_id",
+        sitter.user_id,
+        far,
+        far + timedelta(hours=3),
+    )
     photo = await attach(client, owner, pending, encode(picture((64, 48)), "JPEG"))
     signed = parse_qs(urlsplit(photo["url"]).query)
     accounts = {
@@ -98,6 +106,7 @@ async def build_world(client) -> World:
         "sitter": sitter.user_id,
         "other_owner": other_owner.user_id,
         "image": photo["attachment_id"],
+        "time_off": time_off,
         "expires": signed["expires"][0],
         "sig": signed["sig"][0],
     }
@@ -223,6 +232,34 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         "/api/sitters/{sitter}/services",
         None,
         {A: 200, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
+        "sitter's availability",
+        "GET",
+        "/api/sitters/{sitter}/availability",
+        None,
+        {A: 200, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
+        "set availability",
+        "PUT",
+        "/api/sitters/{sitter}/availability",
+        {"timezone": "Asia/Almaty", "weekly": [{"weekday": 0, "start": "09:00", "end": "18:00"}]},
+        {A: 401, OW: 403, OO: 403, S: 200, OS: 403, U: 403, AD: 403},
+    ),
+    (
+        "take time off",
+        "POST",
+        "/api/sitters/{sitter}/time-off",
+        future_slot(320),
+        {A: 401, OW: 403, OO: 403, S: 201, OS: 403, U: 403, AD: 403},
+    ),
+    (
+        "withdraw time off",
+        "DELETE",
+        "/api/sitters/{sitter}/time-off/{time_off}",
+        None,
+        {A: 401, OW: 403, OO: 403, S: 204, OS: 403, U: 403, AD: 403},
     ),
     (
         "create service",
@@ -509,6 +546,8 @@ async def snapshot(client) -> list:
             "chat_reads",
             "images",
             "media_files",
+            "sitter_schedule",
+            "time_off",
         )
     ]
 

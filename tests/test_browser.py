@@ -978,3 +978,93 @@ async def test_a_photo_sent_from_one_browser_arrives_in_the_other(
     await expect(a.locator('[data-stat="media.images"]')).to_have_text("2", timeout=8000)
     for ctx in (owner_ctx, sitter_ctx, admin_ctx):
         await ctx.close()
+
+
+# --- availability calendar ----------------------------------------------------------------------
+
+
+async def test_sitter_keeps_a_calendar_and_owner_books_by_dates(server, api, browser, page_errors):
+    from zoneinfo import ZoneInfo
+
+    base = base_url(server)
+    almaty = ZoneInfo("Asia/Almaty")
+    today = datetime.now(almaty).date()
+    monday = today + timedelta(days=(7 - today.weekday()) % 7 + 7)
+    away_monday = monday + timedelta(days=7)
+    owner = await make_owner(api, full_name="Calendar Owner")
+    sitter = await make_sitter(api, full_name="Calendar Sitter", location="Almaty")
+    await make_service(api, sitter, type="walking", price_per_hour="2000.00")
+    pet = await make_pet(api, owner, name="Rex", type="dog")
+    assert pet["pet_id"]
+
+    # The sitter works Mondays 09:00-18:00 and takes the Monday after next off.
+    sitter_ctx = await new_context(browser)
+    sitter_page = await sign_in(sitter_ctx, base, sitter.email, page_errors)
+    await expect(sitter_page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(sitter_page.locator("#week-grid .week-day")).to_have_count(7)
+    await expect(sitter_page.locator("#sitter-month .day-free")).to_have_count(30)
+    monday_row = sitter_page.locator('.week-day[data-weekday="0"]')
+    await monday_row.get_by_role("button", name="Add hours").click()
+    await expect(monday_row.locator(".interval")).to_have_count(1)
+    await sitter_page.get_by_role("button", name="Save schedule").click()
+    await expect(sitter_page.locator("#sitter-month .day-off").first).to_be_visible()
+    saved = await (await api.get(f"/api/sitters/{sitter.user_id}/availability")).json()
+    assert saved["weekly"] == [{"weekday": 0, "start": "09:00", "end": "18:00"}]
+    # An inverted interval is refused with the page's own words, nothing saved.
+    await monday_row.locator(".interval-end").fill("08:00")
+    await sitter_page.get_by_role("button", name="Save schedule").click()
+    await expect(sitter_page.locator("#schedule-error")).to_be_visible()
+    await monday_row.locator(".interval-end").fill("18:00")
+
+    await sitter_page.get_by_label("Starts").fill(f"{away_monday.isoformat()}T00:00")
+    await sitter_page.get_by_label("Ends").fill(f"{(away_monday + timedelta(1)).isoformat()}T00:00")
+    await sitter_page.get_by_role("button", name="Add time off").click()
+    await expect(sitter_page.locator("#time-off-list .time-off")).to_have_count(1)
+    if (away_monday - today).days < 30:
+        day = sitter_page.locator(f'#sitter-month .day[data-date="{away_monday.isoformat()}"]')
+        await expect(day).to_have_attribute("data-state", "off")
+    await screenshot(sitter_page, "sitter-calendar")
+
+    # The owner searches by dates: free on the first Monday, away on the second, no Tuesday.
+    owner_ctx = await new_context(browser)
+    page = await sign_in(owner_ctx, base, owner.email, page_errors)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    result = page.locator(".service", has_text="Calendar Sitter")
+    for day, hours, found in (
+        (away_monday, ("10:00", "11:00"), False),
+        (monday + timedelta(1), ("10:00", "11:00"), False),
+        (monday, ("17:30", "18:30"), False),
+        (monday, ("10:00", "11:30"), True),
+    ):
+        await page.get_by_label("From", exact=True).fill(f"{day.isoformat()}T{hours[0]}")
+        await page.get_by_label("Until", exact=True).fill(f"{day.isoformat()}T{hours[1]}")
+        await page.get_by_role("button", name="Search").click()
+        await expect(result).to_have_count(1 if found else 0)
+    # Booking from the result: the range is prefilled and the sitter's month is shown first.
+    await result.get_by_role("button", name="Book").click()
+    await expect(page.get_by_label("Starts")).to_have_value(f"{monday.isoformat()}T10:00")
+    await expect(page.get_by_label("Ends")).to_have_value(f"{monday.isoformat()}T11:30")
+    await expect(page.locator("#book-month .day").first).to_be_visible()
+    await expect(page.locator("#book-month .day-off").first).to_be_visible()
+    await expect(page.locator("#book-price")).to_have_text("₸3,000")
+    await screenshot(page, "owner-book-with-calendar")
+    # Outside the sitter's hours the page says so in its own words.
+    await page.get_by_label("Ends").fill(f"{monday.isoformat()}T19:00")
+    await page.get_by_role("button", name="Confirm booking").click()
+    await expect(page.locator('#book-form [data-error-for="form"]')).to_contain_text(
+        "does not work at these hours"
+    )
+    await page.get_by_label("Ends").fill(f"{monday.isoformat()}T11:30")
+    await page.get_by_role("button", name="Confirm booking").click()
+    card = page.locator(".booking").first
+    await expect(card.locator(".badge")).to_have_text("Pending")
+    # The sitter's open page hears of it and its month marks the day partly booked.
+    if (monday - today).days < 30:
+        day = sitter_page.locator(f'#sitter-month .day[data-date="{monday.isoformat()}"]')
+        await expect(day).to_have_attribute("data-state", "partly_booked")
+    phone = await new_context(browser, PHONE)
+    p = await sign_in(phone, base, sitter.email, page_errors)
+    await expect(p.locator("body")).to_have_attribute("data-ready", "true")
+    await no_horizontal_scroll(p)
+    for ctx in (owner_ctx, sitter_ctx, phone):
+        await ctx.close()

@@ -23,7 +23,7 @@ CREATE OR REPLACE FUNCTION nanny_create_booking(
     p_calendar_lock integer,
     p_max_pending_per_sitter integer,
     -- one of nanny.db.bookings.CreationOutcome: created | no_owner | no_pet | no_service |
-    -- wrong_sitter | too_many | too_many_for_sitter
+    -- wrong_sitter | too_many | too_many_for_sitter | time_off | outside_schedule
     OUT outcome text,
     -- the owner's pending bookings before this one, counted up to the cap (for too_many), or
     -- the owner's pending bookings with this sitter (for too_many_for_sitter)
@@ -77,7 +77,7 @@ BEGIN
     END IF;
     -- The service of an approved, live sitter, share-locked against deletion and repricing.
     SELECT sv.sitter_id, sv.price_per_hour, st.status, u.deleted_at, u.full_name, u.email,
-           u.phone
+           u.phone, sv.type, st.timezone, st.schedule_days
     INTO v
     FROM services sv
     JOIN sitters st ON st.user_id = sv.sitter_id
@@ -90,6 +90,21 @@ BEGIN
     END IF;
     IF v.sitter_id <> p_sitter_id THEN
         outcome := 'wrong_sitter';
+        RETURN;
+    END IF;
+    -- The sitter's calendar (time off, then the weekly schedule), before the caps and the
+    -- overlap rule: facts of this request, not of the owner's others. Under the sitter's lock,
+    -- which nanny_add_time_off and the schedule change take too.
+    PERFORM 1 FROM time_off t
+    WHERE t.sitter_id = p_sitter_id
+      AND tstzrange(t.start_time, t.end_time, '[)') && tstzrange(p_start, p_end, '[)');
+    IF FOUND THEN
+        outcome := 'time_off';
+        RETURN;
+    END IF;
+    IF nanny_outside_schedule(p_sitter_id, v.timezone, v.schedule_days, v.type, p_start,
+                              p_end) THEN
+        outcome := 'outside_schedule';
         RETURN;
     END IF;
     -- Counted up to the cap only: reaching it is all that matters.

@@ -100,6 +100,8 @@ class CreationOutcome(StrEnum):
     WRONG_SITTER = "wrong_sitter"
     TOO_MANY = "too_many"
     TOO_MANY_FOR_SITTER = "too_many_for_sitter"
+    TIME_OFF = "time_off"  # the sitter has time off then
+    OUTSIDE_SCHEDULE = "outside_schedule"  # outside the sitter's weekly schedule
 
 
 class CancelReason(StrEnum):
@@ -109,6 +111,7 @@ class CancelReason(StrEnum):
     SITTER = "sitter"  # its sitter cancelled it
     EXPIRED = "expired"  # the expiry task: unanswered too long, or pending past its start
     USER_DELETED = "user_deleted"  # an admin deleted its owner or its sitter
+    SITTER_UNAVAILABLE = "sitter_unavailable"  # pending when its sitter took the time off
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +227,7 @@ async def confirm_booking(
     return _booking(row)
 
 
-async def _refund_payments(conn: asyncpg.Connection, booking_ids: list[int]) -> None:
+async def refund_payments(conn: asyncpg.Connection, booking_ids: list[int]) -> None:
     """Refund the paid payments of bookings just cancelled. A statement of its own on purpose:
     the cancelling one waits for a payment being stored (it share-locks the booking), and only
     a statement started after that wait sees the new payment."""
@@ -260,7 +263,7 @@ async def cancel_booking(
     )
     if row is None:
         return None
-    await _refund_payments(conn, [booking_id])
+    await refund_payments(conn, [booking_id])
     return _booking(row)
 
 
@@ -277,7 +280,7 @@ async def cancel_open_bookings(conn: asyncpg.Connection, user_id: int) -> list[i
         CancelReason.USER_DELETED,
     )
     cancelled = [r["booking_id"] for r in rows]
-    await _refund_payments(conn, cancelled)
+    await refund_payments(conn, cancelled)
     return cancelled
 
 

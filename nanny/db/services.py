@@ -6,6 +6,7 @@ each review write, so neither search nor a service read ever aggregates reviews.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
@@ -170,6 +171,38 @@ SEARCH_ORDER = {
 }
 
 
+# With dates ($8, $9): the sitters busy then (an open booking or time off overlapping), found
+# by the range indexes in one pass each, and left out by a hashed anti-join...
+_BUSY = """
+    WITH busy AS (
+        SELECT b.sitter_id FROM bookings b
+        WHERE b.status IN ('pending', 'confirmed')
+          AND tstzrange(b.start_time, b.end_time, '[)') && tstzrange($8, $9, '[)')
+        UNION
+        SELECT t.sitter_id FROM time_off t
+        WHERE tstzrange(t.start_time, t.end_time, '[)') && tstzrange($8, $9, '[)')
+    )
+"""
+# ... and the weekly schedule: the rule of migrations/functions/nanny_outside_schedule.sql
+# written out here, so that only walks look up intervals and whole days are one inlined
+# expression (calling the function per row cost search by dates two thirds of its speed);
+# tests/test_availability.py checks that search and the booking rule agree.
+_FITS = """
+    AND v.sitter_id NOT IN (SELECT sitter_id FROM busy)
+    AND (s.schedule_days = 0 OR CASE
+        WHEN v.type = 'walking' THEN EXISTS (
+            SELECT 1 FROM sitter_schedule w
+            WHERE w.sitter_id = v.sitter_id
+              AND w.weekday = extract(isodow FROM ($8 AT TIME ZONE s.timezone))::integer - 1
+              AND w.start_minute * 60 <= extract(epoch FROM ($8 AT TIME ZONE s.timezone)
+                                                  - ($8 AT TIME ZONE s.timezone)::date)
+              AND w.end_minute * 60 >= extract(epoch FROM ($9 AT TIME ZONE s.timezone)
+                                                - ($8 AT TIME ZONE s.timezone)::date))
+        ELSE (nanny_days_mask($8, $9, s.timezone) & ~s.schedule_days) = 0
+    END)
+"""
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -183,16 +216,21 @@ async def search_services(
     min_price: Decimal | None = None,
     max_price: Decimal | None = None,
     min_rating: Decimal | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
     sort: str = "-rating",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[SearchRow], int]:
     """Services of approved sitters matching every given filter, one page of them, and how
     many match in all (counted by a window over the same statement). Unset filters are
-    NULL parameters, so the statement text is the same for every search and stays prepared."""
+    NULL parameters, so the statement text is the same for every search and stays prepared;
+    with dates (both or neither) it is a second text, with the sitters' calendars."""
     order = SEARCH_ORDER[sort]
+    dated = start_time is not None
     rows = await conn.fetch(
         f"""
+        {_BUSY if dated else ""}
         SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description,
                u.full_name AS sitter_name, s.location, {RATING_SQL} AS rating,
                s.rating_count AS total_reviews, count(*) OVER () AS total
@@ -205,6 +243,7 @@ async def search_services(
           AND ($3::numeric IS NULL OR v.price_per_hour >= $3)
           AND ($4::numeric IS NULL OR v.price_per_hour <= $4)
           AND ($5::numeric IS NULL OR {RATING_SQL} >= $5)
+          {_FITS if dated else ""}
         ORDER BY {order}
         LIMIT $6 OFFSET $7
         """,
@@ -215,6 +254,7 @@ async def search_services(
         min_rating,
         limit,
         offset,
+        *((start_time, end_time) if dated else ()),
     )
     if rows:
         total = rows[0]["total"]
@@ -228,6 +268,8 @@ async def search_services(
                 min_price=min_price,
                 max_price=max_price,
                 min_rating=min_rating,
+                start_time=start_time,
+                end_time=end_time,
                 sort=sort,
                 limit=1,
                 offset=0,

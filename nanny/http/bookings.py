@@ -26,6 +26,7 @@ from nanny.errors import (
     Forbidden,
     NotFound,
     RateLimited,
+    SitterUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -238,6 +239,13 @@ def _created_or_refused(done: db_bookings.Creation, settings: Settings) -> db_bo
                 f"You already have {done.pending} pending requests with this sitter; at most "
                 f"{limit} may wait for the sitter's answer at once",
                 details={"pending": done.pending, "limit": limit, "field": "sitter_id"},
+            )
+        case CreationOutcome.TIME_OFF:
+            raise SitterUnavailable("The sitter has time off then", details={"reason": "time_off"})
+        case CreationOutcome.OUTSIDE_SCHEDULE:
+            raise SitterUnavailable(
+                "The sitter does not work then (see the sitter's availability)",
+                details={"reason": "outside_schedule"},
             )
     raise RuntimeError(f"unhandled booking creation outcome {done.outcome!r}")
 

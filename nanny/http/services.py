@@ -5,11 +5,12 @@ others) and never a sitter's e-mail or phone."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from nanny.db import services as db_services
 from nanny.db import users as db_users
@@ -20,7 +21,7 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text
 from nanny.keys import POOL, SEARCH_CACHE
-from nanny.validation import no_nul
+from nanny.validation import Timestamp, no_nul
 
 routes = web.RouteTableDef()
 
@@ -73,9 +74,24 @@ class SearchQuery(Paging):
     min_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
     max_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
     min_rating: Decimal | None = Field(None, ge=0, le=5)
+    start_time: Timestamp | None = Field(
+        None, description="with end_time: only services whose sitter a booking then would fit"
+    )
+    end_time: Timestamp | None = Field(None, description="with start_time, after it")
     sort: Literal["price", "-price", "rating", "-rating"] = Field(
         "-rating", description="'-' for descending; ties are broken by service_id"
     )
+
+    @model_validator(mode="after")
+    def _both_times(self) -> SearchQuery:
+        if (self.start_time is None) != (self.end_time is None):
+            raise ValueError("start_time and end_time go together: send both or neither")
+        if self.start_time is not None:
+            if self.end_time <= self.start_time:
+                raise ValueError("end_time must be after start_time")
+            if self.end_time - self.start_time > timedelta(days=31):
+                raise ValueError("a search window lasts at most 31 days")
+        return self
 
 
 def service_json(service: db_services.Service) -> dict:
@@ -139,6 +155,8 @@ async def search_services(request: web.Request, query: SearchQuery) -> web.Respo
                 min_price=query.min_price,
                 max_price=query.max_price,
                 min_rating=query.min_rating,
+                start_time=query.start_time,
+                end_time=query.end_time,
                 sort=query.sort,
                 limit=query.limit,
                 offset=query.offset,

@@ -31,12 +31,15 @@ class EventKind(StrEnum):
     BOOKING = "b"  # a booking's status changed ("b"; "u" its parties, or "to" one of them)
     USER = "u"  # a user changed or was deleted ("u", "d" deleted; "c" a receipt is awaited)
     RECEIPT = "ack"  # a process handled the confirmed event "c"
+    AVAILABILITY = "a"  # a sitter's schedule or time off changed ("to" the sitter)
 
 
 # Kept for after a Redis outage: messages, read marks, booking events and user changes matter
 # after the fact; typing and presence pings are worthless once stale (presence is re-read
 # anyway), and so are receipts (their publisher stopped waiting).
-KEPT_WHILE_DOWN = frozenset({EventKind.MESSAGE, EventKind.READ, EventKind.BOOKING, EventKind.USER})
+KEPT_WHILE_DOWN = frozenset(
+    {EventKind.MESSAGE, EventKind.READ, EventKind.BOOKING, EventKind.USER, EventKind.AVAILABILITY}
+)
 # Kinds every process hears on one shared channel (user changes reach every process's caches,
 # and their receipts the process waiting for them). An event addressed to a user ("to") goes to
 # that user's channel; the others to their room's.

@@ -24,7 +24,7 @@ from nanny.errors import (
     Unavailable,
     ValidationFailed,
 )
-from nanny.events import on_booking_changed
+from nanny.events import on_availability_changed, on_booking_changed
 from nanny.http import security
 from nanny.http.headers import cors_grant
 from nanny.keys import (
@@ -183,6 +183,10 @@ async def _booking_listener(app: web.Application, booking: dict) -> None:
     app[CHAT_HUB].booking_changed(booking)
 
 
+async def _availability_listener(app: web.Application, sitter_id: int) -> None:
+    app[CHAT_HUB].availability_changed(sitter_id)
+
+
 def make_broker(app: web.Application) -> Broker:
     settings = app[SETTINGS]
     if settings.redis_url:
@@ -214,6 +218,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         app[HEALTH_CHECKS]["redis"] = broker.ping
     await broker.start()
     on_booking_changed(app, _booking_listener)
+    on_availability_changed(app, _availability_listener)
     heartbeat = asyncio.create_task(hub.run_presence_heartbeat(), name="nanny-presence")
     yield
     heartbeat.cancel()

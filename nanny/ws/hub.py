@@ -156,12 +156,22 @@ class ChatHub:
         for user_id in parties:
             self.broker.publish({"k": EventKind.BOOKING, "b": booking_id, "to": user_id}, frame)
 
+    def availability_changed(self, sitter_id: int) -> None:
+        """The sitter's schedule or time off changed: live to every connection of the sitter,
+        here and in the other processes (its pages re-read the calendar)."""
+        frame = dumps({"type": "availability", "sitter_id": sitter_id})
+        self.feeds.send(sitter_id, frame)
+        self.broker.publish({"k": EventKind.AVAILABILITY, "to": sitter_id}, frame)
+
     # -- events of other processes -------------------------------------------------------
 
     def on_remote(self, header: dict[str, Any], frame: str) -> None:
         kind = header.get("k")
         if kind == EventKind.BOOKING:
             self._booking_from_remote(header, frame)
+            return
+        if kind == EventKind.AVAILABILITY:
+            self.feeds.send(header["to"], frame)
             return
         if kind == EventKind.USER:
             self._user_changed_here(header["u"], bool(header.get("d")))

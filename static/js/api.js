@@ -51,6 +51,9 @@ function conflictText(details) {
       Number(details.pending), { limit: details.limit },
     );
   }
+  if (details.booking_id) {
+    return _('Booking #{id} is confirmed at that time; cancel it first.', { id: details.booking_id });
+  }
   if (details.status) {
     return _('This booking is now “{status}”. Reload the page to see what changed.', { status: STATUS_LABEL[details.status] || details.status });
   }
@@ -60,6 +63,12 @@ function conflictText(details) {
 // The page's own words for an API error (status 0: the server could not be reached).
 export function describeError(status, body, retryAfter) {
   const details = body?.details || {};
+  // 409 `unavailable`: the booking does not fit the sitter's calendar (503 is the server's).
+  if (status === 409 && body?.code === 'unavailable') {
+    return details.reason === 'time_off'
+      ? _('The sitter is away then. Pick other dates from the sitter’s calendar.')
+      : _('The sitter does not work at these hours. Pick a time from the sitter’s calendar.');
+  }
   switch (status === 0 ? 'network' : body?.code) {
     case 'network': return _('Cannot reach the server. Check your connection and try again.');
     case 'validation_error': return validationText(details.field, details.reason);

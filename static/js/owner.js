@@ -7,6 +7,7 @@ import {
 } from './dom.js';
 import { _, fromLocalInput, localDaysAhead, ngettext, pgettext, toLocalInput } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { loadAvailability, monthView } from './calendar.js';
 import { petAvatar, resetPetPhoto, savePetPhoto } from './pet-photo.js';
 
 const PAGE_SIZE = 12;
@@ -106,10 +107,27 @@ $('#pet-cancel').addEventListener('click', () => { petForm.hidden = true; });
 
 const searchForm = $('#search-form');
 
+// The search's date range, when both ends are set (prefilled into a booking from a result).
+function searchRange() {
+  const start = fromLocalInput(searchForm.elements.from.value);
+  const end = fromLocalInput(searchForm.elements.to.value);
+  return start && end ? { start, end } : null;
+}
+
 async function runSearch(offset = 0) {
   const query = { ...formJson(searchForm, ['type', 'location', 'min_price', 'max_price', 'min_rating', 'sort']), limit: PAGE_SIZE, offset };
   const errorBox = $('#search-error');
   errorBox.hidden = true;
+  const range = searchRange();
+  if (Boolean(searchForm.elements.from.value) !== Boolean(searchForm.elements.to.value)) {
+    errorBox.textContent = _('Set both ends of the date range, or neither.');
+    errorBox.hidden = false;
+    return;
+  }
+  if (range) {
+    query.start_time = range.start.rfc3339;
+    query.end_time = range.end.rfc3339;
+  }
   try {
     const { items, total } = await apiList('/api/services/search', { query });
     search = { offset, total, query };
@@ -169,12 +187,28 @@ function openBooking(service) {
   clearErrors(bookForm);
   $('#book-summary').textContent = _('{service} · sitter {name} · {price} per hour', { service: SERVICE_LABEL[service.type] || service.type, name: service.sitter_name, price: money(service.price_per_hour) });
   $('#book-pet').replaceChildren(...[...pets.values()].map((p) => h('option', { value: p.pet_id, text: `${p.name} (${PET_LABEL[p.type] || p.type})` })));
-  // Tomorrow 10:00 to 12:00 where the user lives (their zone, not the browser's).
-  const start = localDaysAhead(1, 10);
+  // The search's range when set, else tomorrow 10:00 to 12:00 where the user lives (their
+  // zone, not the browser's).
+  const range = searchRange();
+  const start = range ? range.start.date : localDaysAhead(1, 10);
+  const end = range ? range.end.date : new Date(start.getTime() + 2 * 3600 * 1000);
   bookForm.elements.start_time.value = toLocalInput(start);
-  bookForm.elements.end_time.value = toLocalInput(new Date(start.getTime() + 2 * 3600 * 1000));
+  bookForm.elements.end_time.value = toLocalInput(end);
   updatePrice();
+  showSitterMonth(service.sitter_id);
   bookDialog.showModal();
+}
+
+// The sitter's next 30 days, shown before the owner books.
+async function showSitterMonth(sitterId) {
+  const box = $('#book-month');
+  box.replaceChildren(h('p', { class: 'muted', text: _('Loading the sitter’s calendar…') }));
+  try {
+    const availability = await loadAvailability(sitterId);
+    if (bookingService?.sitter_id === sitterId) box.replaceChildren(monthView(availability));
+  } catch {
+    box.replaceChildren(h('p', { class: 'muted', text: _('The sitter’s calendar could not be loaded.') }));
+  }
 }
 
 // The inputs hold wall times in the user's zone; the API gets them as RFC 3339 with that offset.

@@ -6,6 +6,7 @@ import {
 } from './dom.js';
 import { _, pgettext } from './i18n.js';
 import { LiveSocket } from './live.js';
+import { SitterCalendar } from './calendar.js';
 
 const names = new BookingNames();
 const services = new Map();
@@ -197,11 +198,15 @@ live.on('booking', (frame) => {
   if (!before) toast(_('New booking #{id} — please confirm it', { id: b.booking_id }));
   else if (before.status !== b.status) toast(_('Booking #{id}: {status}', { id: b.booking_id, status: STATUS_LABEL[b.status] || b.status }));
 });
+const calendar = new SitterCalendar(me.id);
+// Bookings change the month too; the sitter's other tabs and devices hear its own changes.
+live.on('availability', () => calendar.load());
+live.on('booking', () => calendar.load());
 let firstOpen = true;
 live.onOpen(() => {
   if (!firstOpen) loadBookings();
   firstOpen = false;
 });
 
-await startPage([loadRating(), loadServices(), loadBookings()]);
+await startPage([loadRating(), loadServices(), loadBookings(), calendar.load()]);
 document.body.dataset.ready = 'true';
