@@ -93,7 +93,10 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await retry_async(
         describe(settings.database_url, "PostgreSQL"),
         lambda: create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            notifications=settings.notifications_enabled,
         ),
         ASYNCPG_TRANSIENT,
         settings.startup_timeout_seconds,

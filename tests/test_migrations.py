@@ -31,6 +31,8 @@ TABLES = {
     "task_runs",
     "media_files",
     "images",
+    "notifications",
+    "chat_digests",
 }
 
 
