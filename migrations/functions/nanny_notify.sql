@@ -26,6 +26,9 @@ BEGIN
     IF TG_TABLE_NAME = 'bookings' THEN
         v_booking := NEW.booking_id;
         IF TG_OP = 'INSERT' THEN
+            IF NEW.status <> 'pending' THEN  -- a booking made in a later state (seed data)
+                RETURN NULL;
+            END IF;
             v_kind := 'booking_requested';
             v_users := ARRAY[NEW.sitter_id];
         ELSIF NEW.status = 'confirmed' THEN

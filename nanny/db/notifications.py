@@ -130,7 +130,9 @@ async def mark_read(conn: asyncpg.Connection, user_id: int, ids: list[int] | Non
     return int(result.split()[-1])
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Notification]:
+async def claim_due(
+    conn: asyncpg.Connection, limit: int, lease_seconds: float
+) -> list[Notification]:
     """Take up to `limit` queued e-mails that are due, for `lease_seconds`: the claim commits at
     once, and no other sender takes them until the lease is over (a sender killed mid-send
     thus leaves its e-mails to be sent again, with the same Message-ID)."""
@@ -232,7 +234,8 @@ async def write_digests(conn: asyncpg.Connection, unread_minutes: float) -> list
     )
     pairs = [(r["user_id"], r["notification_id"]) for r in rows]
     for user_id, notification_id in pairs:
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{user_id}:{notification_id}")
+        payload = f"{user_id}:{notification_id}"
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
     return pairs
 
 

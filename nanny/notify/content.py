@@ -26,7 +26,9 @@ def title(loc: Localizer, n: Notification) -> str:
         case Kind.SITTER_REJECTED:
             return loc.gettext("Your sitter profile was not approved")
         case Kind.UNREAD_MESSAGES:
-            return loc.gettext("Unread messages about booking #{booking_id}", booking_id=n.booking_id)
+            return loc.gettext(
+                "Unread messages about booking #{booking_id}", booking_id=n.booking_id
+            )
         case Kind.REVIEW_RECEIVED:
             return loc.gettext("You have a new review")
     raise ValueError(n.kind)

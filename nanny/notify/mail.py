@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -24,6 +25,7 @@ log = logging.getLogger("nanny.notify")
 
 
 # -- unsubscribe tokens ------------------------------------------------------------------
+
 
 class UnsubscribeTokens:
     """`user_id.category.signature`: turns one category of one user's e-mails off, with no
@@ -53,6 +55,7 @@ class UnsubscribeTokens:
 
 
 # -- the message ---------------------------------------------------------------------------
+
 
 def message_id(notification_id: int, sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "nanny.localhost"
@@ -85,6 +88,7 @@ def build_message(letter: Letter, *, notification_id: int, sender: str, created_
 
 
 # -- sending -------------------------------------------------------------------------------
+
 
 class PermanentFailure(Exception):
     """The server refused the e-mail for good (5xx): sending it again would not help."""
@@ -133,7 +137,7 @@ class SmtpTransport:
                 if code == 421 or code is None:
                     await self._drop()
                 raise TransientFailure(f"{code} {getattr(exc, 'message', exc)}") from None
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 await self._drop()
                 raise TransientFailure(f"{type(exc).__name__}: {exc}") from None
 
@@ -145,10 +149,8 @@ class SmtpTransport:
     async def close(self) -> None:
         async with self._lock:
             if self._client is not None and self._client.is_connected:
-                try:
+                with contextlib.suppress(TimeoutError, aiosmtplib.SMTPException, OSError):
                     await asyncio.wait_for(self._client.quit(), 5)
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                    pass
             await self._drop()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -48,6 +49,11 @@ log = logging.getLogger("nanny.notify")
 
 BATCH = 50
 MAX_RETRY_WAIT = 3600.0
+
+
+def _resolve(future: asyncio.Future, *_: Any) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def retry_wait(settings: Settings, attempt: int) -> float:
@@ -100,7 +106,7 @@ class Notifier:
             try:
                 conn = await asyncpg.connect(self._settings.database_url)
                 lost = asyncio.get_running_loop().create_future()
-                conn.add_termination_listener(lambda _c: lost.done() or lost.set_result(None))
+                conn.add_termination_listener(functools.partial(_resolve, lost))
                 await conn.add_listener(db.NOTIFY_CHANNEL, self.announced)
                 self._wake.set()  # rows announced while nobody listened
                 await lost
@@ -152,7 +158,9 @@ class Notifier:
                 else:
                     wait = retry_wait(self._settings, attempt)
                     outcome = {"status": EmailStatus.QUEUED, "error": str(exc), "retry_in": wait}
-                log.warning("e-mail of notification %d, attempt %d: %s", n.notification_id, attempt, exc)
+                log.warning(
+                    "e-mail of notification %d, attempt %d: %s", n.notification_id, attempt, exc
+                )
         async with self._pool.acquire() as conn:
             await db.record_outcome(conn, n.notification_id, **outcome)
 
