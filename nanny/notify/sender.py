@@ -47,7 +47,8 @@ from nanny.tasks import TaskSet
 
 log = logging.getLogger("nanny.notify")
 
-BATCH = 50
+# E-mails claimed at once: their sending must end well within NOTIFY_LEASE_SECONDS.
+BATCH = 20
 MAX_RETRY_WAIT = 3600.0
 
 
