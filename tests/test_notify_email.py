@@ -276,3 +276,19 @@ async def test_after_max_attempts_a_deferred_email_fails(notify_settings, smtp, 
     [row] = await client.app[POOL].fetch("SELECT * FROM notifications")
     assert row["email_status"] == "failed" and row["attempts"] == 2
     assert "gave up after 2 attempts" in row["last_error"]
+
+
+async def test_without_smtp_url_emails_are_logged_and_the_start_says_so(
+    settings, aiohttp_client, caplog
+):
+    caplog.set_level("INFO", logger="nanny.notify")
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, notify_poll_seconds=0.2))
+    )
+    assert "notifications: e-mails go to the log (no SMTP_URL)" in caplog.text
+    sitter = await make_sitter(client)  # approved: one e-mail
+    await settle(client)
+    assert await outbox(client) == {"sent": 1}
+    assert f"e-mail not sent (no SMTP_URL): to {sitter.email}" not in caplog.text  # with a name
+    assert "e-mail not sent (no SMTP_URL)" in caplog.text and sitter.email in caplog.text
+    assert "Ваш профиль ситтера одобрен" in caplog.text
