@@ -230,11 +230,14 @@ async def test_smtp_down_for_a_while_then_every_email_arrives_once(app_client, s
     booked = [
         await make_booking(app_client, owner, pet, service, future(30 + 5 * i)) for i in range(3)
     ]
-    await asyncio.sleep(1.0)  # a few attempts fail
-    rows = await app_client.app[POOL].fetch(
-        "SELECT attempts, email_status, last_error FROM notifications "
-        "WHERE kind = 'booking_requested'"
-    )
+    for _ in range(100):  # until each has failed at least once
+        rows = await app_client.app[POOL].fetch(
+            "SELECT attempts, email_status, last_error FROM notifications "
+            "WHERE kind = 'booking_requested'"
+        )
+        if len(rows) == 3 and all(r["attempts"] >= 1 and r["last_error"] for r in rows):
+            break
+        await asyncio.sleep(0.1)
     assert len(rows) == 3
     assert all(r["email_status"] == "queued" and r["attempts"] >= 1 for r in rows)
     assert all(r["last_error"] for r in rows)

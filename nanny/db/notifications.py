@@ -161,17 +161,19 @@ async def claim_due(
     return [_notification(r) for r in rows]
 
 
-async def record_outcome(
-    conn: asyncpg.Connection,
-    notification_id: int,
-    status: EmailStatus,
-    *,
-    error: str | None = None,
-    retry_in: float | None = None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Outcome:
     """What became of a claimed e-mail: sent, skipped, failed, or queued again in `retry_in`
-    seconds."""
-    await conn.execute(
+    seconds; `error` the server's or the connection's words."""
+
+    notification_id: int
+    status: EmailStatus
+    error: str | None = None
+    retry_in: float | None = None
+
+
+async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
+    await conn.executemany(
         """
         UPDATE notifications
         SET email_status = $2, last_error = $3,
@@ -180,10 +182,7 @@ async def record_outcome(
                                    ELSE now() + make_interval(secs => $4::float8) END
         WHERE notification_id = $1
         """,
-        notification_id,
-        status,
-        error,
-        retry_in,
+        [(o.notification_id, o.status, o.error, o.retry_in) for o in outcomes],
     )
 
 

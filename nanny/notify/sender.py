@@ -32,7 +32,7 @@ from nanny.db import notifications as db
 from nanny.db.notifications import EmailStatus, Kind, Notification
 from nanny.db.pool import DATABASE_UNAVAILABLE
 from nanny.encoding import dumps
-from nanny.keys import CHAT_HUB, POOL, SETTINGS
+from nanny.keys import CHAT_HUB, IN_FLIGHT, POOL, SETTINGS
 from nanny.notify import content
 from nanny.notify.mail import (
     Letter,
@@ -49,6 +49,7 @@ log = logging.getLogger("nanny.notify")
 
 # E-mails claimed at once: their sending must end well within NOTIFY_LEASE_SECONDS.
 BATCH = 20
+GIVE_WAY = 4.0
 MAX_RETRY_WAIT = 3600.0
 
 
@@ -68,6 +69,7 @@ class Notifier:
         transport: Transport,
         send_frame: Callable[[int, str], None],
         has_sockets: Callable[[int], bool],
+        busy: Callable[[], bool] = lambda: False,
     ):
         self._app = app
         self._pool: asyncpg.Pool = app[POOL]
@@ -75,6 +77,7 @@ class Notifier:
         self._transport = transport
         self._send_frame = send_frame
         self._has_sockets = has_sockets
+        self._busy = busy
         self._tokens = UnsubscribeTokens(self._settings.jwt_secret)
         self._wake = asyncio.Event()
         self._tasks = TaskSet()
@@ -121,12 +124,18 @@ class Notifier:
     # -- sending -----------------------------------------------------------------------
 
     async def run_sender(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 claimed = await self.send_due()
             except DATABASE_UNAVAILABLE as exc:
                 log.warning("outbox: %r; trying again", exc)
                 claimed = 0
+            if claimed and self._busy():
+                # E-mails can wait a moment, a request cannot: while this process serves
+                # requests, the sender takes at most a fifth of its time.
+                await asyncio.sleep(min(1.0, GIVE_WAY * (loop.time() - started)))
             if claimed < BATCH:
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -137,33 +146,35 @@ class Notifier:
         settings = self._settings
         async with self._pool.acquire() as conn:
             batch = await db.claim_due(conn, BATCH, settings.notify_lease_seconds)
-        for n in batch:
-            await self._deliver(n)
+        outcomes = []
+        try:
+            for n in batch:
+                outcomes.append(await self._deliver(n))
+        finally:  # what was sent is recorded even when the rest is cancelled
+            if outcomes:
+                async with self._pool.acquire() as conn:
+                    await db.record_outcomes(conn, outcomes)
         return len(batch)
 
-    async def _deliver(self, n: Notification) -> None:
+    async def _deliver(self, n: Notification) -> db.Outcome:
         attempt = n.attempts + 1  # the claim counted this one
-        outcome: dict[str, Any] = {"status": EmailStatus.SENT}
         if not n.email_wanted or not n.email:
-            outcome = {"status": EmailStatus.SKIPPED}
-        else:
-            try:
-                await self._transport.send(await self._message(n))
-            except PermanentFailure as exc:
-                outcome = {"status": EmailStatus.FAILED, "error": str(exc)}
-                log.warning("e-mail of notification %d refused: %s", n.notification_id, exc)
-            except TransientFailure as exc:
-                if attempt >= self._settings.notify_max_attempts:
-                    error = f"gave up after {attempt} attempts: {exc}"
-                    outcome = {"status": EmailStatus.FAILED, "error": error}
-                else:
-                    wait = retry_wait(self._settings, attempt)
-                    outcome = {"status": EmailStatus.QUEUED, "error": str(exc), "retry_in": wait}
-                log.warning(
-                    "e-mail of notification %d, attempt %d: %s", n.notification_id, attempt, exc
-                )
-        async with self._pool.acquire() as conn:
-            await db.record_outcome(conn, n.notification_id, **outcome)
+            return db.Outcome(n.notification_id, EmailStatus.SKIPPED)
+        try:
+            await self._transport.send(await self._message(n))
+        except PermanentFailure as exc:
+            log.warning("e-mail of notification %d refused: %s", n.notification_id, exc)
+            return db.Outcome(n.notification_id, EmailStatus.FAILED, str(exc))
+        except TransientFailure as exc:
+            log.warning(
+                "e-mail of notification %d, attempt %d: %s", n.notification_id, attempt, exc
+            )
+            if attempt >= self._settings.notify_max_attempts:
+                error = f"gave up after {attempt} attempts: {exc}"
+                return db.Outcome(n.notification_id, EmailStatus.FAILED, error)
+            wait = retry_wait(self._settings, attempt)
+            return db.Outcome(n.notification_id, EmailStatus.QUEUED, str(exc), wait)
+        return db.Outcome(n.notification_id, EmailStatus.SENT)
 
     async def _message(self, n: Notification):
         loc = i18n.localizer(self._app, n.locale, n.time_zone)
@@ -226,7 +237,11 @@ async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("notifications: e-mails go to %s", transport.description)
     feeds = app[CHAT_HUB].feeds
     notifier = Notifier(
-        app, transport, feeds.send, lambda user_id: bool(feeds.connections(user_id))
+        app,
+        transport,
+        feeds.send,
+        lambda user_id: bool(feeds.connections(user_id)),
+        app[IN_FLIGHT].busy,
     )
     tasks = [
         asyncio.create_task(notifier.listen(), name="nanny-notify-listen"),
