@@ -5,7 +5,9 @@ sending rate to that SMTP server (aiosmtpd in this process, accepting every e-ma
 
     python bench/notify_load.py --duration 10 --connections 32 --rounds 2 --emails 2000
 
-Off and on alternate for --rounds rounds on one seeded database (the best of each is compared:
+"on, sending elsewhere" is NOTIFY_SENDER=false: the request path's own cost (the trigger's rows
+and the frame's wake-up), the e-mails left to other processes. Off and the two ons alternate for
+--rounds rounds on one seeded database (the best of each is compared:
 the machine is shared, and the best run is the one least disturbed). Uses bench/rest_load.py's
 seeding, wrk scripts and server start; needs wrk and PostgreSQL (DATABASE_URL's server).
 """
@@ -125,13 +127,16 @@ def main() -> int:
         best: dict[str, dict] = {}
         run = 0
         for _ in range(args.rounds):
-            for mode in ("off", "on"):
+            for mode in ("off", "on", "on, sending elsewhere"):
                 run += 1
                 base_hours = int(
                     datetime(rl.BENCH_YEAR + 20 * run, 1, 1, tzinfo=UTC).timestamp() // 3600
                 )
                 port = rl.free_port()
-                menv = env | {"NOTIFICATIONS_ENABLED": "false" if mode == "off" else "true"}
+                menv = env | {
+                    "NOTIFICATIONS_ENABLED": "false" if mode == "off" else "true",
+                    "NOTIFY_SENDER": "false" if mode.endswith("elsewhere") else "true",
+                }
                 proc = rl.start_server(menv, port, args.workers)
                 try:
                     r = rl.measured_wrk(
@@ -170,11 +175,15 @@ def main() -> int:
         )
         smtp.stop()
 
-    off, on = best["off"]["rps"], best["on"]["rps"]
+    off = best["off"]["rps"]
     print()
-    print(f"create_booking, notifications off: {off:.0f} req/s (best of {args.rounds})")
-    print(f"create_booking, notifications on:  {on:.0f} req/s (best of {args.rounds})")
-    print(f"on / off: {on / off:.1%} (within 10%: {'yes' if on >= 0.9 * off else 'NO'})")
+    for mode, r in best.items():
+        share = r["rps"] / off
+        print(
+            f"create_booking, notifications {mode}: {r['rps']:.0f} req/s (best of {args.rounds}), "
+            f"{share:.1%} of off (within 10%: {'yes' if share >= 0.9 else 'NO'}), "
+            f"server {r['server_us']:.0f} µs + PostgreSQL {r['db_us']:.0f} µs CPU per request"
+        )
     print(
         f"outbox: {queued} e-mails queued, {sent} received by SMTP in {took:.1f}s "
         f"= {sent / took:.0f} e-mails/s ({args.workers} process); outbox now {counts}"

@@ -101,6 +101,9 @@ class Settings:
     # address links in e-mails point to, when unread messages earn a digest, and the outbox's
     # retries (the n-th waits notify_retry_seconds * 2**(n-1), at most an hour).
     notifications_enabled: bool = True
+    # False: this process writes notifications and pushes their frames, but leaves the e-mails
+    # and digests to the processes that have it on (dedicated senders).
+    notify_sender: bool = True
     smtp_url: str | None = field(default=None, repr=False)
     smtp_from: str = "Nanny <no-reply@localhost>"
     public_url: str = "http://localhost:8080"
@@ -291,6 +294,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"PUBLIC_URL must be an http(s) URL, got {public_url!r}")
     return Settings(
         notifications_enabled=_flag(env, "NOTIFICATIONS_ENABLED", True),
+        notify_sender=_flag(env, "NOTIFY_SENDER", True),
         smtp_url=_url(env, "SMTP_URL", ("smtp", "smtps")),
         smtp_from=env.get("SMTP_FROM", "").strip() or Settings.smtp_from,
         public_url=public_url,

@@ -243,11 +243,12 @@ async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
         lambda user_id: bool(feeds.connections(user_id)),
         app[IN_FLIGHT].busy,
     )
-    tasks = [
-        asyncio.create_task(notifier.listen(), name="nanny-notify-listen"),
-        asyncio.create_task(notifier.run_sender(), name="nanny-notify-send"),
-        asyncio.create_task(notifier.run_digests(), name="nanny-notify-digests"),
-    ]
+    tasks = [asyncio.create_task(notifier.listen(), name="nanny-notify-listen")]
+    if settings.notify_sender:
+        tasks.append(asyncio.create_task(notifier.run_sender(), name="nanny-notify-send"))
+        tasks.append(asyncio.create_task(notifier.run_digests(), name="nanny-notify-digests"))
+    else:
+        log.info("notifications: this process sends no e-mails (NOTIFY_SENDER=false)")
     yield
     for task in tasks:
         task.cancel()
