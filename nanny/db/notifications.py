@@ -40,8 +40,6 @@ CATEGORY_OF = {kind: "bookings" for kind in Kind} | {
     Kind.REVIEW_RECEIVED: "reviews",
 }
 
-NOTIFY_CHANNEL = "nanny_notifications"
-
 
 @dataclass(frozen=True, slots=True)
 class Notification:
@@ -231,11 +229,21 @@ async def write_digests(conn: asyncpg.Connection, unread_minutes: float) -> list
         """,
         unread_minutes,
     )
-    pairs = [(r["user_id"], r["notification_id"]) for r in rows]
-    for user_id, notification_id in pairs:
-        payload = f"{user_id}:{notification_id}"
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
-    return pairs
+    return [(r["user_id"], r["notification_id"]) for r in rows]
+
+
+async def list_recent(
+    conn: asyncpg.Connection, user_ids: list[int], seconds: float
+) -> list[Notification]:
+    """The notifications of `user_ids` written in the last `seconds`, oldest first. (By time, not
+    by id: ids are taken at insert, so a later commit can bring a lower one.)"""
+    rows = await conn.fetch(
+        f"""{_SELECT} WHERE n.user_id = ANY($1::int[])
+        AND n.created_at > now() - make_interval(secs => $2) ORDER BY n.notification_id""",
+        user_ids,
+        seconds,
+    )
+    return [_notification(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

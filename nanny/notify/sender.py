@@ -1,13 +1,12 @@
 """The background work of notifications, in every process: sending the outbox, writing the
 unread-messages digests, and the live `notification` frame.
 
-Wake-up: nanny_notify (and the digests) announce each new row with pg_notify on
-`nanny_notifications` ("user_id:notification_id"), delivered at commit to every process's
-listening connection. Each process then (1) wakes its sender, which claims due rows with FOR
-UPDATE SKIP LOCKED (so two processes never take the same row), and (2) if the user has sockets
-here, reads the notification and sends them the frame: every process hears every announcement,
-so the frame reaches the user's sockets wherever they are, with no broker in between. A poll
-every NOTIFY_POLL_SECONDS covers a lost listening connection and the retries that fall due.
+Polling, not LISTEN/NOTIFY: a transaction that NOTIFYs takes a database-wide lock from its
+commit through its WAL flush, which serialised booking creation. The sender claims due rows
+every NOTIFY_POLL_SECONDS (and at once again after a full batch), with FOR UPDATE SKIP LOCKED so
+two processes never take the same row; the frames' watcher reads, every second, the recent
+notifications of the users with sockets on this process and sends each once, so a frame reaches
+a user's sockets whichever process wrote it.
 
 Claims are leases (NOTIFY_LEASE_SECONDS): a sender killed mid-send leaves its rows to be claimed
 again when the lease ends, and the resent e-mail has the same Message-ID. A 5xx answer fails
@@ -17,11 +16,8 @@ queues it again after an exponentially growing wait, and after NOTIFY_MAX_ATTEMP
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -49,13 +45,12 @@ log = logging.getLogger("nanny.notify")
 
 # E-mails claimed at once: their sending must end well within NOTIFY_LEASE_SECONDS.
 BATCH = 20
+# How often the frames' watcher looks for new notifications of this process's users, and how
+# far back (longer than any transaction that writes one takes to commit).
+FRAME_POLL = 1.0
+RECENT = 30.0
 GIVE_WAY = 4.0
 MAX_RETRY_WAIT = 3600.0
-
-
-def _resolve(future: asyncio.Future, *_: Any) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def retry_wait(settings: Settings, attempt: int) -> float:
@@ -68,7 +63,7 @@ class Notifier:
         app: web.Application,
         transport: Transport,
         send_frame: Callable[[int, str], None],
-        has_sockets: Callable[[int], bool],
+        local_users: Callable[[], list[int]],
         busy: Callable[[], bool] = lambda: False,
     ):
         self._app = app
@@ -76,50 +71,42 @@ class Notifier:
         self._settings: Settings = app[SETTINGS]
         self._transport = transport
         self._send_frame = send_frame
-        self._has_sockets = has_sockets
+        self._local_users = local_users
         self._busy = busy
         self._tokens = UnsubscribeTokens(self._settings.jwt_secret)
-        self._wake = asyncio.Event()
         self._tasks = TaskSet()
 
     # -- the live frame ----------------------------------------------------------------
 
-    def announced(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._wake.set()
-        user, _, notification = payload.partition(":")
-        if user.isdigit() and notification.isdigit() and self._has_sockets(int(user)):
-            self._tasks.spawn(self._push(int(user), int(notification)))
-
-    async def _push(self, user_id: int, notification_id: int) -> None:
-        try:
-            async with self._pool.acquire() as conn:
-                n = await db.get_notification(conn, notification_id)
-        except DATABASE_UNAVAILABLE as exc:
-            log.warning("notification %d not pushed: %r", notification_id, exc)
-            return
-        if n is None or n.user_id != user_id:
-            return
-        loc = i18n.localizer(self._app, n.locale, n.time_zone)
-        frame = dumps({"type": "notification", "notification": content.notification_json(loc, n)})
-        self._send_frame(user_id, frame)
-
-    async def listen(self) -> None:
-        """Keep a connection listening to the announcements, reconnecting after a loss."""
+    async def watch(self) -> None:
+        """Push each new notification of this process's signed-in users to their sockets, as a
+        `notification` frame, within FRAME_POLL seconds of its commit (whichever process
+        wrote it: the table is the only channel)."""
+        loop = asyncio.get_running_loop()
+        pushed: dict[int, float] = {}  # notification id -> when, kept for RECENT seconds
+        interval = min(FRAME_POLL, self._settings.notify_poll_seconds)
         while True:
-            conn: asyncpg.Connection | None = None
+            await asyncio.sleep(interval)
+            users = self._local_users()
+            if not users:
+                continue
             try:
-                conn = await asyncpg.connect(self._settings.database_url)
-                lost = asyncio.get_running_loop().create_future()
-                conn.add_termination_listener(functools.partial(_resolve, lost))
-                await conn.add_listener(db.NOTIFY_CHANNEL, self.announced)
-                self._wake.set()  # rows announced while nobody listened
-                await lost
-            except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
-                log.warning("notifications listener: %r; reconnecting", exc)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
-            await asyncio.sleep(self._settings.notify_poll_seconds)
+                async with self._pool.acquire() as conn:
+                    recent = await db.list_recent(conn, users, RECENT)
+            except DATABASE_UNAVAILABLE as exc:
+                log.warning("notification frames: %r; trying again", exc)
+                continue
+            now = loop.time()
+            for n in recent:
+                if n.notification_id in pushed:
+                    continue
+                pushed[n.notification_id] = now
+                loc = i18n.localizer(self._app, n.locale, n.time_zone)
+                frame = {"type": "notification", "notification": content.notification_json(loc, n)}
+                self._send_frame(n.user_id, dumps(frame))
+            for notification_id, when in list(pushed.items()):
+                if now - when > 2 * RECENT:
+                    del pushed[notification_id]
 
     # -- sending -----------------------------------------------------------------------
 
@@ -137,9 +124,7 @@ class Notifier:
                 # requests, the sender takes at most a fifth of its time.
                 await asyncio.sleep(min(1.0, GIVE_WAY * (loop.time() - started)))
             if claimed < BATCH:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.notify_poll_seconds)
+                await asyncio.sleep(self._settings.notify_poll_seconds)
 
     async def send_due(self) -> int:
         """Claim and send one batch of due e-mails; how many were claimed."""
@@ -240,10 +225,10 @@ async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
         app,
         transport,
         feeds.send,
-        lambda user_id: bool(feeds.connections(user_id)),
+        lambda: list(feeds.by_user),
         app[IN_FLIGHT].busy,
     )
-    tasks = [asyncio.create_task(notifier.listen(), name="nanny-notify-listen")]
+    tasks = [asyncio.create_task(notifier.watch(), name="nanny-notify-frames")]
     if settings.notify_sender:
         tasks.append(asyncio.create_task(notifier.run_sender(), name="nanny-notify-send"))
         tasks.append(asyncio.create_task(notifier.run_digests(), name="nanny-notify-digests"))
