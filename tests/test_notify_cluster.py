@@ -141,7 +141,7 @@ async def test_the_frame_reaches_the_socket_on_the_other_process(env, db):
         ws = await session.ws_connect(
             f"{two.url}/api/ws", headers={"Authorization": f"Bearer {owner_token}"}
         )
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)  # the watcher has seen the socket
         resp = await session.post(
             f"{one.url}/api/bookings/{booking_id}/confirm",
             headers={"Authorization": f"Bearer {sitter_token}", "Accept-Language": "en"},

@@ -84,11 +84,13 @@ class Notifier:
         wrote it: the table is the only channel)."""
         loop = asyncio.get_running_loop()
         pushed: dict[int, float] = {}  # notification id -> when, kept for RECENT seconds
+        known: set[int] = set()  # the users of the previous look
         interval = min(FRAME_POLL, self._settings.notify_poll_seconds)
         while True:
             await asyncio.sleep(interval)
             users = self._local_users()
             if not users:
+                known = set()
                 continue
             try:
                 async with self._pool.acquire() as conn:
@@ -101,9 +103,12 @@ class Notifier:
                 if n.notification_id in pushed:
                     continue
                 pushed[n.notification_id] = now
+                if n.user_id not in known:
+                    continue  # written before this user's socket came: the list has it
                 loc = i18n.localizer(self._app, n.locale, n.time_zone)
                 frame = {"type": "notification", "notification": content.notification_json(loc, n)}
                 self._send_frame(n.user_id, dumps(frame))
+            known = set(users)
             for notification_id, when in list(pushed.items()):
                 if now - when > 2 * RECENT:
                     del pushed[notification_id]

@@ -52,6 +52,7 @@ $('#notify-read-all')?.addEventListener('click', async () => {
 document.addEventListener('live-frame', (event) => {
   const frame = event.detail;
   if (frame?.type !== 'notification') return;
+  if (list.querySelector(`[data-id="${frame.notification.notification_id}"]`)) return;
   list.prepend(item(frame.notification));
   while (list.children.length > SHOWN) list.lastElementChild.remove();
   empty.hidden = true;
