@@ -1,4 +1,4 @@
--- Notifications: what a person is told in the app and by e-mail (issue 16).
+-- Notifications: what a person is told in the app and by e-mail.
 --
 -- A notification row is also its e-mail's place in the outbox: it is written in the same
 -- transaction as the event that causes it (by the trigger function nanny_notify, from
