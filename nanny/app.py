@@ -28,6 +28,7 @@ from nanny.http import (
     headers,
     health,
     language,
+    notifications,
     openapi,
     pages,
     payments,
@@ -59,6 +60,7 @@ from nanny.media.library import MediaLibrary
 from nanny.media.processing import ImageProcessor, make_executor
 from nanny.media.storage import FileStorage
 from nanny.media.urls import MediaUrls
+from nanny.notify.sender import notify_ctx
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
 from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
@@ -94,7 +96,10 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await retry_async(
         describe(settings.database_url, "PostgreSQL"),
         lambda: create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            notifications=settings.notifications_enabled,
         ),
         ASYNCPG_TRANSIENT,
         settings.startup_timeout_seconds,
@@ -173,10 +178,13 @@ def create_app(settings: Settings) -> web.Application:
     # The chat hub subscribes to booking events, so it starts before the expiry task emits any.
     app.cleanup_ctx.append(ws_endpoint.chat_ctx)
     app.cleanup_ctx.append(expiry_ctx)
+    # After the chat: the live notification frame goes to the hub's sockets.
+    app.cleanup_ctx.append(notify_ctx)
     app.on_shutdown.append(ws_endpoint.close_sockets)
     app.on_shutdown.append(finish_requests)
     app.add_routes(auth.routes)
     app.add_routes(preferences.routes)  # right after GET /api/auth/me: one resource for the path
+    app.add_routes(notifications.routes)
     app.add_routes(health.routes)
     app.add_routes(pets.routes)
     app.add_routes(services.routes)

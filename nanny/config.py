@@ -97,6 +97,22 @@ class Settings:
     media_dir: Path | None = None
     media_workers: int = max(1, (os.cpu_count() or 2) // 2)
     media_executor: str = "thread"
+    # Notifications (nanny/notify/): e-mail through SMTP_URL (None: each e-mail is logged), the
+    # address links in e-mails point to, when unread messages earn a digest, and the outbox's
+    # retries (the n-th waits notify_retry_seconds * 2**(n-1), at most an hour).
+    notifications_enabled: bool = True
+    # False: this process writes notifications and pushes their frames, but leaves the e-mails
+    # and digests to the processes that have it on (dedicated senders).
+    notify_sender: bool = True
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str = "Nanny <no-reply@localhost>"
+    public_url: str = "http://localhost:8080"
+    notify_unread_minutes: float = 10.0
+    notify_max_attempts: int = 8
+    notify_retry_seconds: float = 30.0
+    notify_poll_seconds: float = 5.0
+    # How long a claimed e-mail is someone's: a sender killed mid-send loses it after this.
+    notify_lease_seconds: float = 60.0
 
     @property
     def production(self) -> bool:
@@ -273,7 +289,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     media_executor = env.get("MEDIA_EXECUTOR", "").strip().lower() or "thread"
     if media_executor not in ("thread", "process"):
         raise ConfigError(f"MEDIA_EXECUTOR must be thread or process, got {media_executor!r}")
+    public_url = (env.get("PUBLIC_URL", "").strip() or Settings.public_url).rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_URL must be an http(s) URL, got {public_url!r}")
     return Settings(
+        notifications_enabled=_flag(env, "NOTIFICATIONS_ENABLED", True),
+        notify_sender=_flag(env, "NOTIFY_SENDER", True),
+        smtp_url=_url(env, "SMTP_URL", ("smtp", "smtps")),
+        smtp_from=env.get("SMTP_FROM", "").strip() or Settings.smtp_from,
+        public_url=public_url,
+        notify_unread_minutes=_positive_number(env, "NOTIFY_UNREAD_MINUTES", 10.0),
+        notify_max_attempts=_positive_number(env, "NOTIFY_MAX_ATTEMPTS", 8, integer=True),
+        notify_retry_seconds=_positive_number(env, "NOTIFY_RETRY_SECONDS", 30.0),
+        notify_poll_seconds=_positive_number(env, "NOTIFY_POLL_SECONDS", 5.0),
+        notify_lease_seconds=_positive_number(env, "NOTIFY_LEASE_SECONDS", 60.0),
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
         jwt_secret=_jwt_secret(env, production, data_dir),

@@ -74,6 +74,10 @@ class InFlight:
     def leave(self, request: Request) -> None:
         self._requests.discard(request)
 
+    def busy(self) -> bool:
+        """Whether a request is being handled (background work may give way)."""
+        return bool(self._requests)
+
     async def _settle(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         while self._requests and (left := deadline - loop.time()) > 0:

@@ -288,7 +288,10 @@ async def run(
             bcrypt.hashpw, DEMO_PASSWORD.encode(), bcrypt.gensalt(bcrypt_rounds)
         )
     ).decode()
-    conn = await asyncpg.connect(database_url, server_settings={"timezone": "UTC"})
+    # Demo data are not events: nobody is notified of them (nanny_notify reads the setting).
+    conn = await asyncpg.connect(
+        database_url, server_settings={"timezone": "UTC", "nanny.notifications": "off"}
+    )
     try:
         wrote, logins = await seed_demo(conn, password_hash)
         print(

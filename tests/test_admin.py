@@ -338,6 +338,7 @@ async def test_stats(client):
         "messages_today": 0,
         "revenue_paid": 0,
         "media": {"images": 0, "files": 0, "bytes": 0},
+        "outbox": {"queued": 0, "sent": 0, "failed": 0, "skipped": 0},
     }
     owner = await make_owner(client)
     gone = await make_owner(client)
@@ -361,7 +362,12 @@ async def test_stats(client):
     await client.delete(f"/api/admin/users/{gone.user_id}", headers=admin.headers)
 
     resp = await client.get("/api/admin/stats", headers=admin.headers)
-    assert await resp.json() == {
+    stats = await resp.json()
+    # Two sitters approved or rejected, one request: three e-mails, sent or on their way.
+    outbox = stats.pop("outbox")
+    assert set(outbox) == {"queued", "sent", "failed", "skipped"}
+    assert outbox["queued"] + outbox["sent"] == 3 and outbox["failed"] == 0
+    assert stats == {
         "users": {"owner": 1, "sitter": 3, "admin": 1},
         "sitters": {"pending": 1, "approved": 1, "rejected": 1},
         "bookings": {"pending": 1, "confirmed": 1, "completed": 1, "cancelled": 1},

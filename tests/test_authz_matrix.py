@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 
 from nanny.keys import POOL
+from nanny.notify.mail import UnsubscribeTokens
+from tests.conftest import TEST_JWT_SECRET
 from tests.factories import (
     PASSWORD,
     make_admin,
@@ -109,6 +111,7 @@ async def build_world(client) -> World:
         "time_off": time_off,
         "expires": signed["expires"][0],
         "sig": signed["sig"][0],
+        "unsubscribe": UnsubscribeTokens(TEST_JWT_SECRET).make(owner.user_id, "bookings"),
     }
     return World(accounts, ids)
 
@@ -162,6 +165,42 @@ MATRIX: list[tuple[str, str, str, object, dict[str, int]]] = [
         "/api/auth/me",
         {"locale": "kk"},
         {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
+        "my notifications",
+        "GET",
+        "/api/notifications",
+        None,
+        {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
+        "mark my notifications read",
+        "POST",
+        "/api/notifications/read",
+        {"all": True},
+        {A: 401, OW: 204, OO: 204, S: 204, OS: 204, U: 204, AD: 204},
+    ),
+    (
+        "my e-mail choices",
+        "GET",
+        "/api/auth/me/notifications",
+        None,
+        {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    (
+        "save my e-mail choices",
+        "PUT",
+        "/api/auth/me/notifications",
+        {"email": {"reviews": False}},
+        {A: 401, OW: 200, OO: 200, S: 200, OS: 200, U: 200, AD: 200},
+    ),
+    ("unsubscribe page", "GET", "/api/notifications/unsubscribe?token={unsubscribe}", None, PUBLIC),
+    (
+        "one-click unsubscribe",
+        "POST",
+        "/api/notifications/unsubscribe?token={unsubscribe}",
+        None,
+        PUBLIC,
     ),
     (
         "logout",

@@ -33,6 +33,8 @@ TABLES = {
     "images",
     "sitter_schedule",
     "time_off",
+    "notifications",
+    "chat_digests",
 }
 
 
@@ -145,3 +147,29 @@ async def test_addresses_equal_once_normalised_stop_the_migration(empty_database
     await _insert_users(empty_database_url, ["strasse@example.de", "STRA\u1e9eE@example.de"])
     with pytest.raises(MigrationRefused, match="users 1 and 2 have e-mail addresses"):
         apply_migrations(empty_database_url)
+
+
+async def test_a_changed_trigger_function_is_replaced_in_place(empty_database_url, tmp_path):
+    """Its triggers depend on it, so it cannot be dropped first: CREATE OR REPLACE keeps them."""
+    apply_migrations(empty_database_url)
+    [(signature, oid, _)] = await _functions(empty_database_url, "nanny_notify")
+    text = (FUNCTIONS_DIR / "nanny_notify.sql").read_text()
+    (tmp_path / "nanny_notify.sql").write_text(text.replace("RETURN NULL;", "RETURN NULL; ", 1))
+    backend = connect_backend(empty_database_url)
+    try:
+        assert apply_functions(backend, tmp_path) == ["nanny_notify"]
+    finally:
+        backend.connection.close()
+    [(new_signature, new_oid, comment)] = await _functions(empty_database_url, "nanny_notify")
+    assert (new_signature, new_oid) == (signature, oid) and comment.startswith("nanny:sha256:")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        triggers = await conn.fetch(
+            "SELECT tgname FROM pg_trigger WHERE tgfoid = $1::int::oid ORDER BY 1", oid
+        )
+    finally:
+        await conn.close()
+    assert [t["tgname"] for t in triggers] == [
+        "bookings_notify_insert", "bookings_notify_status", "reviews_notify_insert",
+        "sitters_notify_status",
+    ]  # fmt: skip

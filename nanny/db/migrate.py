@@ -23,7 +23,8 @@ FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"
 log = logging.getLogger("nanny.migrate")
 
 _FUNCTIONS_NAMED = """
-    SELECT oid::regprocedure::text, obj_description(oid, 'pg_proc')
+    SELECT oid::regprocedure::text, obj_description(oid, 'pg_proc'),
+           prorettype = 'trigger'::regtype
     FROM pg_proc WHERE proname = %s AND pg_function_is_visible(oid)
 """
 
@@ -57,7 +58,8 @@ def apply_migrations(dsn: str) -> int:
 def apply_functions(backend, directory: Path) -> list[str]:
     """Re-create, in one transaction, each function of `directory` whose file is not the one it
     was made from; returns their names. Every earlier version of a function is dropped first, so
-    a file may change the function's parameters or result too."""
+    a file may change the function's parameters or result too; a trigger function (which its
+    file may follow with the triggers that run it) is replaced in place."""
     changed = []
     with backend.transaction():
         cursor = backend.cursor()
@@ -66,13 +68,16 @@ def apply_functions(backend, directory: Path) -> list[str]:
             tag = "nanny:sha256:" + hashlib.sha256(text.encode()).hexdigest()
             cursor.execute(_FUNCTIONS_NAMED, (name,))
             existing = cursor.fetchall()
-            if [comment for _, comment in existing] == [tag]:
+            if [comment for _, comment, _ in existing] == [tag]:
                 continue
-            for signature, _ in existing:
-                cursor.execute(f"DROP FUNCTION {signature}")
+            # A trigger function is replaced in place: its triggers depend on it, and its
+            # signature is always (). Any other is dropped first.
+            for signature, _, is_trigger in existing:
+                if not is_trigger:
+                    cursor.execute(f"DROP FUNCTION {signature}")
             cursor.execute(text)
             cursor.execute(_FUNCTIONS_NAMED, (name,))
-            made = [signature for signature, _ in cursor.fetchall()]
+            made = [signature for signature, _, _ in cursor.fetchall()]
             if len(made) != 1:
                 raise ValueError(f"{path} must create exactly one function named {name}")
             cursor.execute(f"COMMENT ON FUNCTION {made[0]} IS %s", (tag,))

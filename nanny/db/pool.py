@@ -33,7 +33,12 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, notifications: bool = True
+) -> asyncpg.Pool:
+    settings = {"timezone": "UTC", "application_name": "nanny"}
+    if not notifications:  # read by nanny_notify: the events of this pool write none
+        settings["nanny.notifications"] = "off"
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -43,5 +48,5 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         # Tells a shutdown which requests have begun on the database (nanny.inflight).
         setup=mark_database_use,
         # Timestamps come back as aware datetimes in UTC whatever the server's zone.
-        server_settings={"timezone": "UTC", "application_name": "nanny"},
+        server_settings=settings,
     )

@@ -17,6 +17,7 @@ from pydantic import Field, StringConstraints
 from nanny.db import admin as db_admin
 from nanny.db import bookings as db_bookings
 from nanny.db import media as db_media
+from nanny.db import notifications as db_notifications
 from nanny.db import users as db_users
 from nanny.db.users import User
 from nanny.encoding import money
@@ -103,6 +104,13 @@ class MediaCounts(Out):
     bytes: int = Field(description="the files' total size")
 
 
+class OutboxCounts(Out):
+    queued: int = Field(description="notification e-mails waiting to be sent (or retried)")
+    sent: int
+    failed: int = Field(description="given up: refused (5xx) or too many attempts")
+    skipped: int = Field(description="not sent: the user turned that kind off")
+
+
 class StatsOut(Out):
     users: RoleCounts
     sitters: SitterCounts
@@ -110,6 +118,7 @@ class StatsOut(Out):
     messages_today: int = Field(description="messages sent since 00:00 UTC")
     revenue_paid: float = Field(description="sum of payments in status paid, 2 places")
     media: MediaCounts
+    outbox: OutboxCounts
 
 
 def sitter_json(s: db_admin.SitterRow) -> dict:
@@ -285,6 +294,7 @@ async def stats(request: web.Request, user: User) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         s = await db_admin.get_stats(conn)
         media = await db_media.media_totals(conn)
+        outbox = await db_notifications.outbox_counts(conn)
     return json_response(
         {
             "users": s.users,
@@ -293,5 +303,6 @@ async def stats(request: web.Request, user: User) -> web.Response:
             "messages_today": s.messages_today,
             "revenue_paid": money(s.revenue_paid),
             "media": {"images": media.images, "files": media.files, "bytes": media.bytes},
+            "outbox": outbox,
         }
     )

@@ -46,6 +46,8 @@ export class LiveSocket {
       }
       for (const cb of this.handlers.get(frame.type) || []) cb(frame);
       for (const cb of this.handlers.get('*') || []) cb(frame);
+      // Other parts of the page (the notifications menu) hear every frame without a socket of their own.
+      document.dispatchEvent(new CustomEvent('live-frame', { detail: frame }));
     });
     ws.addEventListener('close', (event) => {
       if (ws !== this.ws) return;
