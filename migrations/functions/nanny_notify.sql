@@ -42,6 +42,8 @@ BEGIN
             v_users := CASE NEW.cancel_reason
                            WHEN 'owner' THEN ARRAY[NEW.sitter_id]
                            WHEN 'sitter' THEN ARRAY[NEW.owner_id]
+                           -- declined by the sitter's time off: the sitter knows
+                           WHEN 'sitter_unavailable' THEN ARRAY[NEW.owner_id]
                            ELSE ARRAY[NEW.owner_id, NEW.sitter_id] END;
         ELSE
             RETURN NULL;
