@@ -133,6 +133,19 @@ def booking_json(booking: db_bookings.Booking, viewer_id: int | None = None) -> 
     }
 
 
+def booking_row_json(row: asyncpg.Record, viewer_id: int) -> dict:
+    """booking_json of a row of db_bookings.list_bookings, made from the row itself."""
+    body = dict(zip(db_bookings.BOOKING_COLUMNS, row, strict=False))
+    owner = {"user_id": body["owner_id"], "full_name": row["owner_name"]}
+    sitter = {"user_id": body["sitter_id"], "full_name": row["sitter_name"]}
+    if body["status"] in CONTACT_STATUSES and viewer_id in (body["owner_id"], body["sitter_id"]):
+        owner |= {"email": row["owner_email"], "phone": row["owner_phone"]}
+        sitter |= {"email": row["sitter_email"], "phone": row["sitter_phone"]}
+    body["owner"] = owner
+    body["sitter"] = sitter
+    return body
+
+
 def event_json(booking: db_bookings.Booking) -> dict:
     return booking_json(booking, None)
 
@@ -356,7 +369,7 @@ async def _list(request: web.Request, user, query: BookingListQuery, role: str) 
             limit=query.limit,
             offset=query.offset,
         )
-    return list_response([booking_json(b, user.user_id) for b in bookings], total)
+    return list_response([booking_row_json(b, user.user_id) for b in bookings], total)
 
 
 @routes.get("/api/owners/{owner_id}/bookings", name="owner_bookings")
