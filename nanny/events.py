@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from nanny.tasks import TaskSet
+
 log = logging.getLogger("nanny.events")
 
 BookingListener = Callable[[web.Application, dict[str, Any]], Awaitable[None]]
 BOOKING_LISTENERS = web.AppKey("booking_listeners", list)
+# Announcements deferred until the response that caused them is on its way (announce_later).
+LATER = web.AppKey("later_announcements", TaskSet)
 
 
 def on_booking_changed(app: web.Application, listener: BookingListener) -> None:
@@ -29,3 +34,12 @@ async def booking_changed(app: web.Application, booking: dict[str, Any]) -> None
             log.exception(
                 "booking listener %r failed for booking %s", listener, booking.get("booking_id")
             )
+
+
+def announce_later(app: web.Application, booking: dict[str, Any]) -> None:
+    """`booking_changed`, once the current handler's response has been handed to the transport:
+    the loop runs this process's ready callbacks only after the handler's task has written it,
+    so the caller hears its answer before the fan-out's work is done. The booking is committed
+    and its event carries no answer, so nothing the caller sees depends on the order."""
+    tasks = app[LATER]
+    asyncio.get_running_loop().call_soon(lambda: tasks.spawn(booking_changed(app, booking)))

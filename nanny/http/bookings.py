@@ -210,7 +210,7 @@ async def create_booking(
             )
             raise _overlap_conflict(clash) from None
     booking = _created_or_refused(done, settings)
-    await events.booking_changed(request.app, event_json(booking))
+    events.announce_later(request.app, event_json(booking))
     return json_response(
         {
             "booking_id": booking.booking_id,
@@ -297,7 +297,7 @@ async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs
 
 
 async def _transitioned(request: web.Request, booking: db_bookings.Booking, user) -> web.Response:
-    await events.booking_changed(request.app, event_json(booking))
+    events.announce_later(request.app, event_json(booking))
     return json_response(booking_json(booking, user.user_id))
 
 
