@@ -58,7 +58,7 @@ SCENARIOS = (
 )
 # Public reads answered from the per-process cache: measured again with it off.
 PUBLIC = ("search", "sitter_reviews", "service_by_id")
-# Shares of the baseline that issue 13 asks for (two workers).
+# The shares of the baseline that the targets ask for (two workers).
 TARGETS = {
     "sitter_reviews": 1.5,
     "sitter_reviews nocache": 0.6,
