@@ -52,6 +52,22 @@ async def test_public_reads_carry_an_etag_and_answer_304(client):
         assert stale.status == 200 and await stale.read() == body
 
 
+async def test_the_openapi_document_names_the_headers_and_304(client):
+    document = await (await client.get("/api/openapi.json")).json()
+    paths = document["paths"]
+    for path in (
+        "/api/sitters/{sitter_id}/reviews",
+        "/api/sitters/{sitter_id}/rating",
+        "/api/sitters/{sitter_id}/services",
+        "/api/services/{id}",
+    ):
+        operation = paths[path]["get"]
+        assert "304" in operation["responses"], path
+        assert {"ETag", "Cache-Control"} <= set(operation["responses"]["200"]["headers"])
+        assert "If-None-Match" in [p["name"] for p in operation["parameters"]]
+    assert "304" not in paths["/api/bookings/{id}"]["get"]["responses"]
+
+
 async def test_a_change_gives_a_new_etag(client):
     paths, sitter = await _public_paths(client)
     service_path = paths[3]
