@@ -1,11 +1,17 @@
 """REST load benchmark: seeds `--scale N`, starts `nanny serve` with 1 and 2 worker processes and
 drives it with wrk (a separate process, fixed connections, fixed time), printing req/s, p50 and p99
-for search, search with dates (one week in the next month), get booking, owner's bookings list,
-create booking and login. `--search-cache-seconds 0` turns the server's search cache off, so both
-searches reach the database on every request:
+for search, search with dates (one week in the next month), a sitter's reviews (100 rows), a
+service by id, get booking, owner's bookings list, create booking and login. The public reads
+(both searches, reviews, service) run twice: with the per-process public-read cache
+(SEARCH_CACHE_SECONDS, default, or `--search-cache-seconds`) and again against a server
+started with it off (`… nocache`). Before the scenarios it prints each server process's idle
+RSS. Search with dates against plain search, both from the database:
 
     python bench/rest_load.py --scale 1 10 --workers 1 --only search search_dates \
         --search-cache-seconds 0
+
+With `--profile DIR`, py-spy samples every worker during each scenario and the script prints
+where the workers' time went (functions by share of samples, the flame graph data in DIR).
 
 Each configuration first measures `bench/baseline_app.py` (a bare aiohttp + asyncpg endpoint that
 reads one booking by id) with the same processes and pool size: the machine's ceiling. The last
@@ -46,6 +52,26 @@ SECRET = "bench-secret-" + "b" * 40
 LOGIN_PASSWORD = "bench-login-pass"
 # Bookings the benchmark creates start in this year or later; the seeded ones are near today.
 BENCH_YEAR = 2040
+SCENARIOS = (
+    "search",
+    "search_dates",
+    "sitter_reviews",
+    "service_by_id",
+    "get_booking",
+    "owner_bookings",
+    "create_booking",
+    "login",
+)
+# Public reads answered from the per-process cache: measured again with it off.
+PUBLIC = ("search", "search_dates", "sitter_reviews", "service_by_id")
+# The shares of the baseline that the targets ask for (two workers).
+TARGETS = {
+    "sitter_reviews": 1.5,
+    "sitter_reviews nocache": 0.6,
+    "owner_bookings": 0.9,
+    "get_booking": 1.0,
+    "create_booking": 0.45,
+}
 
 
 def free_port() -> int:
@@ -259,14 +285,18 @@ def cpu_seconds(reaped: bool = False) -> dict[int, float]:
     return out
 
 
-def measured_wrk(proc: subprocess.Popen, port: int, script: str, args) -> dict:
+def measured_wrk(
+    proc: subprocess.Popen, port: int, script: str, args, profile_as: str | None = None
+) -> dict:
     """wrk's figures plus the CPU the server and PostgreSQL spent per request: throughput on a
     shared VM swings with its neighbours, CPU per request much less."""
     server = process_group(proc)
     postgres = {pid for pid in cpu_seconds() if is_postgres(pid)}
+    samplers = start_profilers(args, proc, server, profile_as)
     before = cpu_seconds()
     r = run_wrk(port, script, args.duration, args.connections)
     after = cpu_seconds()
+    finish_profilers(samplers, profile_as)
     postgres |= {pid for pid in after if pid not in before and is_postgres(pid)}
 
     def spent(pids: set[int]) -> float:
@@ -276,6 +306,66 @@ def measured_wrk(proc: subprocess.Popen, port: int, script: str, args) -> dict:
     r["server_us"] = spent(server) / requests * 1e6
     r["db_us"] = spent(postgres) / requests * 1e6
     return r
+
+
+def start_profilers(args, proc, server: set[int], name: str | None) -> list:
+    """py-spy on each worker (the supervisor only waits) for the scenario's duration."""
+    if args.profile is None or name is None:
+        return []
+    args.profile.mkdir(parents=True, exist_ok=True)
+    workers = [p for p in server if p != proc.pid] or [proc.pid]
+    samplers = []
+    for pid in workers:
+        out = args.profile / f"{name.replace(' ', '_')}.{pid}.txt"
+        cmd = ["py-spy", "record", "--pid", str(pid), "--duration", str(args.duration)]
+        cmd += ["--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+        samplers.append(
+            (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+        )
+    return samplers
+
+
+def finish_profilers(samplers: list, name: str | None) -> None:
+    """Print the functions the workers spent their samples in (inclusive and own)."""
+    if not samplers:
+        return
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for sampler, out in samplers:
+        try:
+            sampler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sampler.kill()
+            sampler.wait()
+        if not out.exists():
+            continue
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            frames = [f.split(" (", 1)[0] + " " + _where(f) for f in stack.split(";")]
+            total += n
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        return
+    print(f"# profile {name}: {total} samples", flush=True)
+    ours = {f: n for f, n in inclusive.items() if "nanny/" in f}
+    for title, table in (("ours, inclusive", ours), ("own time", own)):
+        top = sorted(table.items(), key=lambda kv: -kv[1])[:14]
+        print(f"#   {title}: " + "; ".join(f"{f} {n / total:.0%}" for f, n in top), flush=True)
+
+
+def _where(frame: str) -> str:
+    """'(…/site-packages/aiohttp/web_protocol.py:123)' -> 'aiohttp/web_protocol.py'."""
+    place = frame.rpartition(" (")[2].rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3"):
+        if marker in place:
+            place = place.split(marker, 1)[1]
+    return place.lstrip("/")
 
 
 def process_group(proc: subprocess.Popen) -> set[int]:
@@ -340,9 +430,13 @@ async def pick_fixtures(dsn: str, sample: int) -> dict:
             """,
             sample,
         )
+        # Sitters with a hundred reviews (every bulk sitter has one review per completed day).
+        reviewed = await conn.fetch(
+            "SELECT user_id FROM sitters WHERE rating_count BETWEEN 100 AND 110 LIMIT $1", sample
+        )
     finally:
         await conn.close()
-    return {"bookings": bookings, "owners": owners, "services": services}
+    return {"bookings": bookings, "owners": owners, "services": services, "reviewed": reviewed}
 
 
 async def drop_bench_bookings(dsn: str) -> None:
@@ -373,25 +467,15 @@ def main() -> int:
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        default=None,
-        choices=[
-            "baseline",
-            "search",
-            "search_dates",
-            "get_booking",
-            "owner_bookings",
-            "create_booking",
-            "login",
-        ],
-    )
+    parser.add_argument("--only", nargs="+", default=None, choices=["baseline", *SCENARIOS])
     parser.add_argument(
         "--search-cache-seconds",
         type=float,
         default=None,
         help="SEARCH_CACHE_SECONDS for the server (0: every search reaches the database)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="sample the workers with py-spy into DIR"
     )
     args = parser.parse_args()
 
@@ -436,9 +520,19 @@ def main() -> int:
                 wenv = env | ({"REDIS_URL": args.redis_url} if workers > 1 else {})
                 proc = start_server(wenv, port, workers)
                 try:
+                    print_idle_rss(proc, scale, workers)
                     results += run_scenarios(args, fx, port, scale, workers, proc)
                 finally:
                     stop_server(proc)
+                if not args.only or set(args.only) & set(PUBLIC):
+                    port = free_port()
+                    proc = start_server(wenv | {"SEARCH_CACHE_SECONDS": "0"}, port, workers)
+                    try:
+                        results += run_scenarios(
+                            args, fx, port, scale, workers, proc, only=PUBLIC, suffix=" nocache"
+                        )
+                    finally:
+                        stop_server(proc)
                 # The next configuration reads the same data: drop what create_booking added
                 # (otherwise its owners' lists are several times longer for the next run).
                 asyncio.run(drop_bench_bookings(dsn))
@@ -452,18 +546,65 @@ def main() -> int:
     }
     print()
     print(
-        f"{'scale':>5} {'workers':>7} {'scenario':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'scale':>5} {'workers':>7} {'scenario':<24} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'non-2xx':>8} {'errors':>6} {'RSS MiB':>8} {'of base':>8} {'srv µs':>7} {'db µs':>7}"
     )
     for r in results:
         base = baselines.get((r["scale"], r["workers"]))
         share = f"{r['rps'] / base:>8.0%}" if base else f"{'-':>8}"
         print(
-            f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<16} {r['rps']:>9.0f} "
+            f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<24} {r['rps']:>9.0f} "
             f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non2xx']:>8} {r['socket_errors']:>6} "
             f"{r['rss_mib']:>8.0f} {share} {r['server_us']:>7.0f} {r['db_us']:>7.0f}"
         )
+    print_ratio_table(results, baselines)
     return 0
+
+
+def print_ratio_table(results: list[dict], baselines: dict) -> None:
+    """Each scenario as a share of the bare baseline of the same run, beside its target."""
+    print()
+    print(f"{'scale':>5} {'workers':>7} {'scenario':<24} {'of base':>8} {'target':>7}  holds")
+    for r in results:
+        base = baselines.get((r["scale"], r["workers"]))
+        if not base or r["scenario"] == "baseline":
+            continue
+        share = r["rps"] / base
+        target = TARGETS.get(r["scenario"]) if r["workers"] == 2 else None
+        verdict = "-" if target is None else ("yes" if share >= target else "NO")
+        shown = f"{target:>7.0%}" if target is not None else f"{'-':>7}"
+        print(
+            f"{r['scale']:>5} {r['workers']:>7} {r['scenario']:<24} {share:>8.0%} {shown}"
+            f"  {verdict}"
+        )
+
+
+def process_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def print_idle_rss(proc: subprocess.Popen, scale: int, workers: int) -> None:
+    """Resident memory of each process of the idle server: the supervisor (with several
+    workers), each worker, and anything else it started."""
+    time.sleep(1.0)  # the workers' start-up garbage collected
+    parts = []
+    for pid in sorted(process_group(proc)):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            rss = process_rss_kib(pid) / 1024
+        except OSError:
+            continue
+        if pid == proc.pid:
+            role = "supervisor" if workers > 1 else "worker"
+        elif "nanny" in cmd and "resource_tracker" not in cmd:
+            role = "worker"
+        else:
+            role = "other: " + cmd[-60:]
+        parts.append(f"{role} {rss:.1f} MiB")
+    print(f"# scale {scale}, {workers} workers, idle RSS: " + "; ".join(parts), flush=True)
 
 
 def run_baseline(args, fx, dsn: str, scale: int, workers: int) -> dict:
@@ -511,7 +652,9 @@ def next_month_week() -> tuple[str, str]:
     return tuple(t.isoformat().replace("+00:00", "Z") for t in (start, start + timedelta(days=7)))
 
 
-def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[dict]:
+def run_scenarios(
+    args, fx, port: int, scale: int, workers: int, proc, only=SCENARIOS, suffix=""
+) -> list[dict]:
     base = f"http://127.0.0.1:{port}"
     email = f"login-{uuid.uuid4().hex[:8]}@bench.kz"
     body = json.dumps(
@@ -549,6 +692,12 @@ def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[d
             "/api/services/search?type=boarding&location=almaty&sort=-rating"
             f"&start_time={week[0]}&end_time={week[1]}"
         ),
+        "sitter_reviews": script_rotating_get(
+            [(f"/api/sitters/{r['user_id']}/reviews?limit=200", "") for r in fx["reviewed"]]
+        ),
+        "service_by_id": script_rotating_get(
+            [(f"/api/services/{s['service_id']}", "") for s in fx["services"]]
+        ),
         "get_booking": script_rotating_get(
             [
                 (f"/api/bookings/{b['booking_id']}", token_for(b["owner_id"], "owner"))
@@ -566,13 +715,13 @@ def run_scenarios(args, fx, port: int, scale: int, workers: int, proc) -> list[d
     }
     out = []
     for name, script in scenarios.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or name not in only:
             continue
-        r = measured_wrk(proc, port, script, args)
+        r = measured_wrk(proc, port, script, args, profile_as=f"{name}{suffix}")
         r |= {
             "scale": scale,
             "workers": workers,
-            "scenario": name,
+            "scenario": name + suffix,
             "rss_mib": server_rss_kib(proc) / 1024,
         }
         print(json.dumps(r), flush=True)

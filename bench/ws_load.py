@@ -73,7 +73,7 @@ def worker_pids(parent: int) -> list[int]:
     pids = []
     for child in map(int, children):
         try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"nanny.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
                 pids.append(child)
         except FileNotFoundError:
             pass

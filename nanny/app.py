@@ -15,7 +15,7 @@ from nanny import PROJECT_ROOT, i18n, inflight, metrics, ratelimit
 from nanny.cache import TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
-from nanny.events import AVAILABILITY_LISTENERS, BOOKING_LISTENERS
+from nanny.events import AVAILABILITY_LISTENERS, BOOKING_LISTENERS, LATER
 from nanny.expiry import expiry_ctx
 from nanny.http import (
     admin,
@@ -62,6 +62,7 @@ from nanny.media.storage import FileStorage
 from nanny.media.urls import MediaUrls
 from nanny.notify.sender import notify_ctx
 from nanny.startup import ASYNCPG_TRANSIENT, describe, retry_async
+from nanny.tasks import TaskSet
 from nanny.ws import commands as ws_commands
 from nanny.ws import endpoint as ws_endpoint
 from nanny.ws.limits import WsLimits
@@ -119,7 +120,7 @@ async def finish_requests(app: web.Application) -> None:
     caches = (app[USER_CACHE], app[SEARCH_CACHE])
     await app[IN_FLIGHT].drain(
         app[SETTINGS].shutdown_timeout_seconds,
-        also=lambda: [load for cache in caches for load in cache.loads()],
+        also=lambda: [load for cache in caches for load in cache.loads()] + app[LATER].pending(),
     )
 
 
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> web.Application:
     app[HEALTH_CHECKS] = {}
     app[BOOKING_LISTENERS] = []
     app[AVAILABILITY_LISTENERS] = []
+    app[LATER] = TaskSet()
     app.on_shutdown.append(log_shutdown)
     app.cleanup_ctx.append(lifecycle_ctx)
     app.cleanup_ctx.append(cpu_executor_ctx)

@@ -1,8 +1,9 @@
 """A small per-process cache for read-mostly answers (service search, signed-in users).
 
 Entries live `ttl` seconds; concurrent misses for one key share a single load, so a popular
-query reaching its expiry costs one database round trip, not one per waiting request. Writes in
-this process clear it at once; other processes see a change within `ttl`."""
+query reaching its expiry costs one database round trip, not one per waiting request. Writes
+clear it (`forget`, `clear`); the users' and the public reads' caches are cleared on every
+process before a change is answered (nanny.ws.hub)."""
 
 from __future__ import annotations
 

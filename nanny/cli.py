@@ -13,13 +13,13 @@ import sys
 import threading
 import time
 
-from pydantic import ValidationError
-
-from nanny.config import ConfigError, Settings, load_settings
-from nanny.http.schemas import Body, Email, FullName, Password
-from nanny.metrics import MULTIPROCESS_DIR_ENV
-from nanny.startup import StartupError
-from nanny.validation import validation_error
+from nanny.config import (
+    MULTIPROCESS_DIR_ENV,
+    ConfigError,
+    Settings,
+    StartupError,
+    load_settings,
+)
 
 log = logging.getLogger("nanny")
 
@@ -113,10 +113,29 @@ def stop_with_supervisor(supervisor: int) -> None:
     threading.Thread(target=watch, name="nanny-supervisor-watch", daemon=True).start()
 
 
+def _load_server_modules() -> None:
+    """Import what a server process runs."""
+    # PyJWT loads `cryptography` when it can (8 MiB a process) for the public-key algorithms;
+    # tokens here are pinned to HS256, which needs only the standard library's hmac.
+    sys.modules.setdefault("cryptography", None)
+    import nanny.app  # noqa: F401
+
+
+async def _return_startup_memory(app) -> None:
+    """Hand back to the system what start-up allocated and freed (parsing templates, catalogs,
+    the OpenAPI models): glibc keeps freed heap pages otherwise, a few MiB a process."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def run_worker(settings: Settings, host: str, port: int, supervisor: int | None) -> None:
     """One server process: its own pool and broker connection; SIGTERM/SIGINT stop it
     gracefully (sockets closed with 1001 after in-flight work). The workers of a supervisor
     (its pid) share the port and stop with it."""
+    _load_server_modules()
     from nanny import server
     from nanny.app import create_app
     from nanny.inflight import leftover_timeout
@@ -125,8 +144,10 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
     tune_gc()
     if supervisor is not None:
         stop_with_supervisor(supervisor)
+    app = create_app(settings)
+    app.on_startup.append(_return_startup_memory)  # after every cleanup_ctx has started
     server.run(
-        create_app(settings),
+        app,
         host,
         port,
         reuse_port=supervisor is not None,
@@ -139,21 +160,23 @@ def run_worker(settings: Settings, host: str, port: int, supervisor: int | None)
 
 def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     """Run `workers` processes sharing the port (SO_REUSEPORT: the kernel spreads new
-    connections), restart any that dies, and on SIGTERM/SIGINT stop them all gracefully."""
-    import multiprocessing
-    import multiprocessing.connection
+    connections), restart any that dies, and on SIGTERM/SIGINT stop them all gracefully.
+
+    Each worker is `python -m nanny.worker`, its settings handed over on its stdin: the
+    supervisor imports neither the web app nor its models, and needs no multiprocessing helper
+    process (spawn's resource tracker)."""
+    import pickle
     import shutil
+    import subprocess
     import tempfile
 
-    from prometheus_client import multiprocess
-
-    ctx = multiprocessing.get_context("spawn")
     stopping = False
     # The workers' metrics, summed by whichever one is scraped (nanny/metrics.py).
     metrics_dir = tempfile.mkdtemp(prefix="nanny-metrics-")
     os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+    handed_over = pickle.dumps(settings)
 
-    procs: list = [None] * workers
+    procs: list[subprocess.Popen | None] = [None] * workers
 
     def request_stop(signum, frame) -> None:
         nonlocal stopping
@@ -163,7 +186,7 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
         # Passed on at once: the workers' shutdown timeout starts with ours, not at the wait
         # loop's next turn half a second later.
         for proc in procs:
-            if proc is not None and proc.is_alive():
+            if proc is not None and proc.poll() is None:
                 os.kill(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -172,10 +195,10 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     quick_deaths = [0] * workers
 
     def spawn(i: int) -> None:
-        proc = ctx.Process(
-            target=run_worker, args=(settings, host, port, os.getpid()), name=f"nanny-worker-{i}"
-        )
-        proc.start()
+        command = [sys.executable, "-m", "nanny.worker", host, str(port), str(os.getpid())]
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE)
+        proc.stdin.write(handed_over)
+        proc.stdin.close()
         procs[i] = proc
         started[i] = time.monotonic()
         log.info("worker %d started (pid %d)", i, proc.pid)
@@ -184,14 +207,16 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
         for i in range(workers):
             spawn(i)
         while not stopping:
-            multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
+            time.sleep(0.5)
             for i, proc in enumerate(procs):
-                if proc.exitcode is None or stopping:
+                if proc.poll() is None or stopping:
                     continue
                 log.warning(
-                    "worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.exitcode
+                    "worker %d (pid %d) exited with %s; restarting", i, proc.pid, proc.returncode
                 )
                 # Its counters stay in the sums; its open-socket gauge goes.
+                from prometheus_client import multiprocess
+
                 multiprocess.mark_process_dead(proc.pid, metrics_dir)
                 # A worker that dies right after starting is not restarted in a tight loop.
                 quick = time.monotonic() - started[i] < 5
@@ -204,18 +229,19 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
         # The workers finish within the timeout; the margin covers closing pools and exiting.
         deadline = time.monotonic() + settings.shutdown_timeout_seconds + 5
         for proc in procs:
-            proc.join(timeout=max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop in time; killing it", proc.pid)
                 proc.kill()
-                proc.join()
+                proc.wait()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from nanny.server import check_port
+    from nanny.ports import check_port
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
@@ -229,7 +255,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     settings = resolve_database(settings)
     # Once, here, before any worker starts.
-    _migrate(settings)
+    if args.workers == 1:
+        # This process serves too: it loads the app before it waits for PostgreSQL (and then
+        # Redis), so that time is not taken from the waits.
+        _load_server_modules()
+        _migrate(settings)
+    elif code := _migrate_in_child(settings):
+        return code
     if args.workers == 1:
         # One process reads its own registry; a directory set from outside (as for gunicorn)
         # would hold counts of earlier runs that nobody wipes.
@@ -244,13 +276,17 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-class AdminAccount(Body):
-    email: Email
-    password: Password
-    full_name: FullName
+def _migrate_in_child(settings: Settings) -> int:
+    """`nanny migrate` in a process of its own: the supervisor then never loads the migration
+    tool and the database driver it needs (its memory is what it imports). Its exit status;
+    a failure has printed its one line."""
+    import subprocess
+
+    env = os.environ | {"DATABASE_URL": settings.database_url}
+    return subprocess.run([sys.executable, "-m", "nanny", "migrate"], env=env).returncode
 
 
-async def _create_admin(settings: Settings, account: AdminAccount) -> int | None:
+async def _create_admin(settings: Settings, account) -> int | None:
     import asyncpg
     import bcrypt
 
@@ -274,6 +310,16 @@ async def _create_admin(settings: Settings, account: AdminAccount) -> int | None
 
 
 def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from nanny.http.schemas import Body, Email, FullName, Password
+    from nanny.validation import validation_error
+
+    class AdminAccount(Body):
+        email: Email
+        password: Password
+        full_name: FullName
+
     try:
         account = AdminAccount(email=args.email, password=args.password, full_name=args.full_name)
     except ValidationError as exc:

@@ -15,6 +15,15 @@ class ConfigError(Exception):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
+class StartupError(Exception):
+    """The server cannot start (a service it needs did not come up in time, a migration
+    refused the data it found...); the message says why and what to do."""
+
+
+# Where the workers of `serve --workers N` keep their Prometheus counts (nanny/metrics.py).
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PRODUCTION_SECRET = 32
 MAX_HORIZON_DAYS = 1_000_000

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from nanny.tasks import TaskSet
+
 log = logging.getLogger("nanny.events")
 
 BookingListener = Callable[[web.Application, dict[str, Any]], Awaitable[None]]
 BOOKING_LISTENERS = web.AppKey("booking_listeners", list)
+# Announcements deferred until the response that caused them is on its way (announce_later).
+LATER = web.AppKey("later_announcements", TaskSet)
 
 
 def on_booking_changed(app: web.Application, listener: BookingListener) -> None:
@@ -46,3 +51,12 @@ async def availability_changed(app: web.Application, sitter_id: int) -> None:
             await listener(app, sitter_id)
         except Exception:
             log.exception("availability listener %r failed for sitter %s", listener, sitter_id)
+
+
+def announce_later(app: web.Application, booking: dict[str, Any]) -> None:
+    """`booking_changed`, once the current handler's response has been handed to the transport:
+    the loop runs this process's ready callbacks only after the handler's task has written it,
+    so the caller hears its answer before the fan-out's work is done. The booking is committed
+    and its event carries no answer, so nothing the caller sees depends on the order."""
+    tasks = app[LATER]
+    asyncio.get_running_loop().call_soon(lambda: tasks.spawn(booking_changed(app, booking)))

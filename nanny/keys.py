@@ -38,7 +38,8 @@ HEALTH_CHECKS = web.AppKey("health_checks", dict)
 METRICS = web.AppKey("metrics", Metrics)
 # Where the rate limits' counts are kept: Redis when configured, else in-process.
 RATE_LIMITER: web.AppKey[RateLimitBackend] = web.AppKey("rate_limiter")
-# Public search answers, per process (nanny.cache); cleared by local writes that change them.
+# Public reads (search, a sitter's reviews, rating and services, a service), per process
+# (nanny.cache, nanny.http.public); emptied on every process by each write that changes them.
 SEARCH_CACHE = web.AppKey("search_cache", TtlCache)
 # The chat's use cases, shared by REST and WebSocket (nanny.chat).
 CHAT = web.AppKey("chat", Chat)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Set by `nanny serve --workers N` for its processes (read by prometheus_client at import).
+from nanny.config import MULTIPROCESS_DIR_ENV  # noqa: F401
+
 # Requests the router matched no route for share one label, so scanners cannot inflate the series.
 UNMATCHED_ROUTE = "<unmatched>"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# Set by `nanny serve --workers N` for its processes (read by prometheus_client at import).
-MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import socket
 from http import HTTPStatus
 
 from aiohttp import web
@@ -20,7 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from nanny.http.middlewares import HTTP_CODES
 from nanny.http.responses import error_response
-from nanny.startup import StartupError
+from nanny.ports import cannot_listen
 
 log = logging.getLogger("nanny.http")
 
@@ -81,37 +79,6 @@ class _Runner(web.AppRunner):
         )
 
 
-def _cannot_listen(host: str, port: int, exc: OSError) -> StartupError:
-    if exc.errno == errno.EADDRINUSE:
-        return StartupError(f"port {port} is in use: pass --port")
-    if exc.errno == errno.EACCES:
-        return StartupError(f"port {port} needs root: pass --port 1024 or above")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return StartupError(
-            f"--host {host} is not an address of this machine: pass --host 0.0.0.0 or one of them"
-        )
-    return StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail at once, in one line, when the server could not listen on host:port, before the
-    database starts and workers spawn. A probe without SO_REUSEPORT also catches a server that
-    shares the port with its own workers, whom the workers' binds would silently join."""
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror:
-        raise StartupError(
-            f"--host {host} is not a name or address of this machine: pass --host 0.0.0.0"
-        ) from None
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                raise _cannot_listen(host, port, exc) from None
-
-
 async def _serve(
     app: web.Application, host: str, port: int, *, reuse_port: bool, shutdown_timeout: float
 ) -> None:
@@ -124,7 +91,7 @@ async def _serve(
         try:
             await site.start()
         except OSError as exc:  # taken since check_port
-            raise _cannot_listen(host, port, exc) from None
+            raise cannot_listen(host, port, exc) from None
         log.info("serving on http://%s:%d", host, port)
         await asyncio.Event().wait()
     finally:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from nanny.config import StartupError
+
 log = logging.getLogger("nanny.startup")
 
 T = TypeVar("T")
@@ -33,11 +35,6 @@ ASYNCPG_TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
 )
-
-
-class StartupError(Exception):
-    """The server cannot start (a service it needs did not come up in time, a migration
-    refused the data it found...); the message says why and what to do."""
 
 
 def describe(url: str, kind: str) -> str:

@@ -20,6 +20,9 @@ class TaskSet:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def pending(self) -> list[asyncio.Task]:
+        return list(self._tasks)
+
     async def cancel_all(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -159,7 +159,7 @@ class Server:
 
 
 def worker_pids(pid: int) -> set[int]:
-    """The worker processes of a `serve --workers` parent (not multiprocessing's helpers)."""
+    """The worker processes (`python -m nanny.worker`) of a `serve --workers` parent."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except FileNotFoundError:
@@ -170,6 +170,6 @@ def worker_pids(pid: int) -> set[int]:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"spawn_main" in cmdline:
+        if b"nanny.worker" in cmdline:
             workers.add(child)
     return workers

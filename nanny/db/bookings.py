@@ -335,8 +335,10 @@ async def list_bookings(
     status: str | None = None,
     limit: int,
     offset: int,
-) -> tuple[list[Booking], int]:
-    """One user's bookings (as owner or as sitter), newest first, and how many in all."""
+) -> tuple[list[asyncpg.Record], int]:
+    """One user's bookings (as owner or as sitter), newest first, and how many in all. The rows
+    as they come (BOOKING_COLUMNS first, then the parties' owner_/sitter_ name, email, phone):
+    a page is encoded straight from them, without an object per row."""
     column = "owner_id" if owner_id is not None else "sitter_id"
     user_id = owner_id if owner_id is not None else sitter_id
     # Two statement texts instead of `$2 IS NULL OR status = $2`, so each keeps an index plan.
@@ -365,7 +367,7 @@ async def list_bookings(
         status,
         column="total_count",
     )
-    return [_booking(r) for r in rows], total
+    return rows, total
 
 
 async def lock_booking(conn: asyncpg.Connection, booking_id: int) -> Booking | None:

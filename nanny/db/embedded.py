@@ -18,7 +18,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from nanny.startup import StartupError
+from nanny.config import StartupError
 
 log = logging.getLogger("nanny.embedded")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from yoyo import get_backend, read_migrations
 
 from nanny import PROJECT_ROOT
-from nanny.startup import StartupError
+from nanny.config import StartupError
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 FUNCTIONS_DIR = MIGRATIONS_DIR / "functions"

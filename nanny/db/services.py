@@ -92,6 +92,17 @@ async def get_service(conn: asyncpg.Connection, service_id: int) -> Service | No
     return _service(row)
 
 
+async def get_sitter_status(conn: asyncpg.Connection, sitter_id: int) -> str | None:
+    """A live sitter's approval status; None when there is no such sitter."""
+    return await conn.fetchval(
+        """
+        SELECT s.status FROM sitters s JOIN users u ON u.user_id = s.user_id
+        WHERE s.user_id = $1 AND u.deleted_at IS NULL
+        """,
+        sitter_id,
+    )
+
+
 async def update_service(
     conn: asyncpg.Connection, service_id: int, sitter_id: int, changes: dict[str, object]
 ) -> Service | None:

@@ -27,10 +27,10 @@ from nanny.http import security
 from nanny.http.auth import SitterOut, me_json
 from nanny.http.bookings import event_json
 from nanny.http.endpoint import endpoint, path_id
+from nanny.http.public import public_changed
 from nanny.http.responses import json_response, list_response
 from nanny.http.reviews import average
 from nanny.http.schemas import Out, Paging
-from nanny.http.services import search_changed
 from nanny.keys import CHAT_HUB, MEDIA, POOL
 
 routes = web.RouteTableDef()
@@ -167,7 +167,7 @@ async def _set_status(request: web.Request, status: str) -> web.Response:
         sitter = await db_admin.set_sitter_status(conn, sitter_id, status)
     if sitter is None:
         raise NotFound("No such sitter")
-    search_changed(request.app)
+    await public_changed(request.app)
     await request.app[CHAT_HUB].user_changed(sitter_id)
     return json_response(sitter_json(sitter))
 
@@ -271,7 +271,7 @@ async def delete_user(request: web.Request, user: User) -> web.Response:
         if cancelled is None:
             raise NotFound("No such user")
         await request.app[MEDIA].collect_garbage(conn)
-    search_changed(request.app)
+    await public_changed(request.app)
     await request.app[CHAT_HUB].user_changed(user_id, deleted=True)
     # The same event, with the same JSON, as every other status change of a booking.
     if cancelled:

@@ -134,6 +134,19 @@ def booking_json(booking: db_bookings.Booking, viewer_id: int | None = None) -> 
     }
 
 
+def booking_row_json(row: asyncpg.Record, viewer_id: int) -> dict:
+    """booking_json of a row of db_bookings.list_bookings, made from the row itself."""
+    body = dict(zip(db_bookings.BOOKING_COLUMNS, row, strict=False))
+    owner = {"user_id": body["owner_id"], "full_name": row["owner_name"]}
+    sitter = {"user_id": body["sitter_id"], "full_name": row["sitter_name"]}
+    if body["status"] in CONTACT_STATUSES and viewer_id in (body["owner_id"], body["sitter_id"]):
+        owner |= {"email": row["owner_email"], "phone": row["owner_phone"]}
+        sitter |= {"email": row["sitter_email"], "phone": row["sitter_phone"]}
+    body["owner"] = owner
+    body["sitter"] = sitter
+    return body
+
+
 def event_json(booking: db_bookings.Booking) -> dict:
     return booking_json(booking, None)
 
@@ -198,7 +211,7 @@ async def create_booking(
             )
             raise _overlap_conflict(clash) from None
     booking = _created_or_refused(done, settings)
-    await events.booking_changed(request.app, event_json(booking))
+    events.announce_later(request.app, event_json(booking))
     return json_response(
         {
             "booking_id": booking.booking_id,
@@ -292,7 +305,7 @@ async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs
 
 
 async def _transitioned(request: web.Request, booking: db_bookings.Booking, user) -> web.Response:
-    await events.booking_changed(request.app, event_json(booking))
+    events.announce_later(request.app, event_json(booking))
     return json_response(booking_json(booking, user.user_id))
 
 
@@ -364,7 +377,7 @@ async def _list(request: web.Request, user, query: BookingListQuery, role: str) 
             limit=query.limit,
             offset=query.offset,
         )
-    return list_response([booking_json(b, user.user_id) for b in bookings], total)
+    return list_response([booking_row_json(b, user.user_id) for b in bookings], total)
 
 
 @routes.get("/api/owners/{owner_id}/bookings", name="owner_bookings")

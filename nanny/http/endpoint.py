@@ -37,6 +37,8 @@ class EndpointSpec:
     upload: str | None = None
     # The success response is a file of one of these types, not JSON.
     produces: tuple[str, ...] = ()
+    # A public read (nanny/http/public.py): ETag, Cache-Control and 304 on If-None-Match.
+    public: bool = False
 
 
 SPEC_ATTR = "__nanny_endpoint__"
@@ -57,6 +59,7 @@ def endpoint(
     headers: dict[str, str] | None = None,
     upload: str | None = None,
     produces: tuple[str, ...] = (),
+    public: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare an endpoint. The handler receives `user` (when roles is not None), `body` and
     `query` as keyword arguments, already authenticated and validated."""
@@ -72,6 +75,7 @@ def endpoint(
         headers=headers or {},
         upload=upload,
         produces=produces,
+        public=public,
     )
 
     def decorate(handler: Handler) -> Handler:

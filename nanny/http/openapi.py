@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from nanny.errors import NannyError, Unauthorized, Unavailable, ValidationFailed
 from nanny.http.endpoint import SPEC_ATTR, EndpointSpec
+from nanny.http.public import HEADERS_DOC, NOT_MODIFIED_DOC
 from nanny.http.responses import json_response
 from nanny.http.schemas import ErrorOut
 from nanny.validation import Id
@@ -135,6 +136,16 @@ def build_document(app: web.Application) -> dict:
         ]
         if spec.query is not None:
             parameters += _query_parameters(spec.query, components)
+        if spec.public:
+            parameters.append(
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "an ETag of this answer; 304 without a body while it is current",
+                    "schema": {"type": "string"},
+                }
+            )
         if parameters:
             operation["parameters"] = parameters
         if spec.body is not None:
@@ -243,6 +254,15 @@ def _responses(spec: EndpointSpec, refs: dict, has_path_params: bool) -> dict[st
             "description": "success",
             "content": {"application/json": {"schema": schema}},
         }
+    if spec.public:
+        success = responses[str(spec.status)]
+        success.setdefault("headers", {}).update(
+            {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in HEADERS_DOC.items()
+            }
+        )
+        responses["304"] = {"description": NOT_MODIFIED_DOC}
     for status, codes in sorted(_errors(spec, has_path_params).items()):
         responses[str(status)] = _error_response(status, codes)
     return responses

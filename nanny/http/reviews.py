@@ -15,11 +15,12 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from nanny.db import reviews as db_reviews
 from nanny.db.users import User
+from nanny.encoding import encode
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response
+from nanny.http.public import PublicAnswer, cached, public_answer, public_changed, respond
+from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Out, Paging
-from nanny.http.services import search_changed
 from nanny.keys import POOL
 from nanny.validation import Id
 
@@ -128,7 +129,7 @@ async def create_review(request: web.Request, user: User, body: ReviewCreate) ->
         )
     if review is None:  # reviewed already, possibly by a concurrent request
         raise Conflict("This booking has already been reviewed", details={"field": "booking_id"})
-    search_changed(request.app)
+    await public_changed(request.app)
     return json_response(review_json(review), status=201)
 
 
@@ -168,7 +169,7 @@ async def update_review(request: web.Request, user: User, body: ReviewUpdate) ->
         )
     if updated is None:  # deleted meanwhile
         raise NotFound("No such review")
-    search_changed(request.app)
+    await public_changed(request.app)
     return json_response(review_json(updated))
 
 
@@ -190,7 +191,7 @@ async def delete_review(request: web.Request, user: User) -> web.Response:
             raise Forbidden("Only the review's author or an admin may delete it")
         if not await db_reviews.delete_review(conn, review_id):
             raise NotFound("No such review")
-    search_changed(request.app)
+    await public_changed(request.app)
     return web.Response(status=204)
 
 
@@ -201,16 +202,22 @@ async def delete_review(request: web.Request, user: User) -> web.Response:
     query=Paging,
     response=list[ReviewOut],
     errors=(ValidationFailed, NotFound),
+    public=True,
 )
 async def sitter_reviews(request: web.Request, query: Paging) -> web.Response:
     sitter_id = path_id(request, "sitter_id")
-    async with request.app[POOL].acquire() as conn:
-        if await db_reviews.get_rating(conn, sitter_id) is None:
-            raise NotFound("No such sitter")
-        reviews, total = await db_reviews.list_sitter_reviews(
-            conn, sitter_id, limit=query.limit, offset=query.offset
-        )
-    return list_response([review_json(r) for r in reviews], total)
+
+    async def load() -> PublicAnswer | None:
+        async with request.app[POOL].acquire() as conn:
+            page = await db_reviews.list_sitter_reviews(
+                conn, sitter_id, limit=query.limit, offset=query.offset
+            )
+        return None if page is None else public_answer(encode(page[0]), page[1])
+
+    answer = await cached(request, ("sitter_reviews", sitter_id, query.limit, query.offset), load)
+    if answer is None:
+        raise NotFound("No such sitter")
+    return respond(request, answer)
 
 
 @routes.get("/api/sitters/{sitter_id}/rating", name="sitter_rating")
@@ -219,21 +226,28 @@ async def sitter_reviews(request: web.Request, query: Paging) -> web.Response:
     tag="reviews",
     response=RatingOut,
     errors=(ValidationFailed, NotFound),
+    public=True,
 )
 async def sitter_rating(request: web.Request) -> web.Response:
     sitter_id = path_id(request, "sitter_id")
-    async with request.app[POOL].acquire() as conn:
-        rating = await db_reviews.get_rating(conn, sitter_id)
-    if rating is None:
-        raise NotFound("No such sitter")
-    return json_response(
-        {
+
+    async def load() -> PublicAnswer | None:
+        async with request.app[POOL].acquire() as conn:
+            rating = await db_reviews.get_rating(conn, sitter_id)
+        if rating is None:
+            return None
+        body = {
             "sitter_id": sitter_id,
             "average_rating": average(rating.rating_sum, rating.rating_count),
             "total_reviews": rating.rating_count,
             "review_count": rating.rating_count,
         }
-    )
+        return public_answer(encode(body))
+
+    answer = await cached(request, ("sitter_rating", sitter_id), load)
+    if answer is None:
+        raise NotFound("No such sitter")
+    return respond(request, answer)
 
 
 @routes.get("/api/bookings/{booking_id}/review", name="booking_review")

@@ -14,11 +14,12 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from nanny.db import services as db_services
 from nanny.db import users as db_users
-from nanny.encoding import dumps
+from nanny.encoding import dumps, encode
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.endpoint import endpoint, path_id
-from nanny.http.responses import json_response, list_response
+from nanny.http.public import PublicAnswer, cached, public_answer, public_changed, respond
+from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text
 from nanny.keys import POOL, SEARCH_CACHE
 from nanny.validation import Timestamp, no_nul
@@ -171,29 +172,34 @@ async def search_services(request: web.Request, query: SearchQuery) -> web.Respo
     )
 
 
-def search_changed(app: web.Application) -> None:
-    """A write changed what search shows (services, ratings, approvals): forget cached answers."""
-    app[SEARCH_CACHE].clear()
-
-
 @routes.get("/api/services/{id}", name="get_service")
 @endpoint(
     "A service (public when its sitter is approved)",
     tag="services",
     response=ServiceOut,
     errors=(ValidationFailed, Unauthorized, NotFound),
+    public=True,
 )
 async def get_service(request: web.Request) -> web.Response:
     service_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        service = await db_services.get_service(conn, service_id)
-    if service is None:
+
+    async def load() -> db_services.Service | PublicAnswer | None:
+        async with request.app[POOL].acquire() as conn:
+            service = await db_services.get_service(conn, service_id)
+        if service is None or service.sitter_status != "approved":
+            return service
+        return public_answer(encode(service_json(service)))
+
+    found = await cached(request, ("service", service_id), load)
+    if isinstance(found, PublicAnswer):
+        return respond(request, found)
+    if found is None:
         raise NotFound("No such service")
-    if service.sitter_status != "approved":
-        user = await security.authenticate(request)
-        if not _may_see(user, service.sitter_id, service.sitter_status):
-            raise NotFound("No such service")
-    return json_response(service_json(service))
+    # Not public: for its sitter and admins only, and never kept by a shared cache.
+    user = await security.authenticate(request)
+    if not _may_see(user, found.sitter_id, found.sitter_status):
+        raise NotFound("No such service")
+    return json_response(service_json(found))
 
 
 @routes.get("/api/sitters/{sitter_id}/services", name="sitter_services")
@@ -204,21 +210,41 @@ async def get_service(request: web.Request) -> web.Response:
     response=list[ServiceOut],
     errors=(ValidationFailed, Unauthorized, NotFound),
     headers={"X-Total-Count": "how many services the sitter offers"},
+    public=True,
 )
 async def sitter_services(request: web.Request, query: Paging) -> web.Response:
     sitter_id = path_id(request, "sitter_id")
+
+    async def load() -> PublicAnswer | str | None:
+        async with request.app[POOL].acquire() as conn:
+            status = await db_services.get_sitter_status(conn, sitter_id)
+            if status != "approved":
+                return status
+            return await _services_page(conn, sitter_id, query)
+
+    found = await cached(request, ("sitter_services", sitter_id, query.limit, query.offset), load)
+    if isinstance(found, PublicAnswer):
+        return respond(request, found)
+    if found is None:
+        raise NotFound("No such sitter")
+    user = await security.authenticate(request)
+    if not _may_see(user, sitter_id, found):
+        raise NotFound("No such sitter")
     async with request.app[POOL].acquire() as conn:
-        sitter = await db_users.get_user(conn, sitter_id)
-        if sitter is None or sitter.sitter is None:
-            raise NotFound("No such sitter")
-        if sitter.sitter.status != "approved":
-            user = await security.authenticate(request)
-            if not _may_see(user, sitter_id, sitter.sitter.status):
-                raise NotFound("No such sitter")
-        services, total = await db_services.list_sitter_services(
-            conn, sitter_id, limit=query.limit, offset=query.offset
-        )
-    return list_response([service_json(s) for s in services], total)
+        page = await _services_page(conn, sitter_id, query)
+    return web.Response(
+        body=page.body,
+        content_type="application/json",
+        charset="utf-8",
+        headers={"X-Total-Count": str(page.total)},
+    )
+
+
+async def _services_page(conn, sitter_id: int, query: Paging) -> PublicAnswer:
+    services, total = await db_services.list_sitter_services(
+        conn, sitter_id, limit=query.limit, offset=query.offset
+    )
+    return public_answer(encode([service_json(s) for s in services]), total)
 
 
 @routes.post("/api/services", name="create_service")
@@ -244,7 +270,7 @@ async def create_service(
             price_per_hour=body.price_per_hour,
             description=body.description,
         )
-    search_changed(request.app)
+    await public_changed(request.app)
     return json_response(service_json(service), status=201)
 
 
@@ -267,7 +293,7 @@ async def update_service(
         service = await db_services.update_service(conn, service_id, user.user_id, changes)
         if service is None:
             await _explain_write_refusal(conn, service_id, user)
-    search_changed(request.app)
+    await public_changed(request.app)
     return json_response(service_json(service))
 
 
@@ -288,5 +314,5 @@ async def delete_service(request: web.Request, user: db_users.User) -> web.Respo
             await _explain_write_refusal(conn, service_id, user)
     if not deleted:
         raise Conflict("The service has pending or confirmed bookings; settle them first")
-    search_changed(request.app)
+    await public_changed(request.app)
     return web.Response(status=204)

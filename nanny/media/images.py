@@ -10,13 +10,12 @@ content only; the name and declared type of the upload are never looked at.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pillow_heif
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
-
-# HEIC/HEIF is what iPhones (and many Android phones) send; pillow-heif teaches Pillow to read it.
-pillow_heif.register_heif_opener()
+if TYPE_CHECKING:
+    from PIL import Image
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 MAX_PIXELS = 40_000_000
@@ -25,12 +24,28 @@ THUMB_SIDE = 320
 JPEG_QUALITY = 85
 WEBP_QUALITY = 85
 
-# Our own check below refuses anything above MAX_PIXELS from the header, before any pixel is
-# decoded; Pillow's looser one (a warning, then an error at twice its own limit) would only
-# warn about images we refuse anyway.
-Image.MAX_IMAGE_PIXELS = None
+_loaded = threading.Lock()
+_SRGB = None
 
-_SRGB = ImageCms.createProfile("sRGB")
+
+def _load_pillow() -> None:
+    """Pillow and its HEIF opener, loaded with the first image: a server process that never
+    sees one does without their 6 MiB."""
+    global Image, ImageCms, ImageOps, UnidentifiedImageError, _SRGB
+    with _loaded:
+        if _SRGB is not None:
+            return
+        import pillow_heif
+        from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+        # HEIC/HEIF is what iPhones (and many Android phones) send; pillow-heif teaches Pillow
+        # to read it.
+        pillow_heif.register_heif_opener()
+        # Our own check below refuses anything above MAX_PIXELS from the header, before any
+        # pixel is decoded; Pillow's looser one (a warning, then an error at twice its own
+        # limit) would only warn about images we refuse anyway.
+        Image.MAX_IMAGE_PIXELS = None
+        _SRGB = ImageCms.createProfile("sRGB")
 
 
 class ImageRefused(Exception):
@@ -65,6 +80,7 @@ def fit(size: tuple[int, int], side: int) -> tuple[int, int]:
 def process_image(data: bytes) -> Processed:
     """Decode an upload and make its display and thumbnail files; ImageRefused when it is not
     a JPEG, PNG, WebP or HEIC/HEIF image of at most MAX_PIXELS pixels."""
+    _load_pillow()
     try:
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
             source_format = image.format or "?"

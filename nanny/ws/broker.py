@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     PRESENCE = "p"  # someone came or went in a room: re-read who is online ("b")
     BOOKING = "b"  # a booking's status changed ("b"; "u" its parties, or "to" one of them)
     USER = "u"  # a user changed or was deleted ("u", "d" deleted; "c" a receipt is awaited)
+    PUBLIC = "pub"  # what a public read shows changed: forget the cached answers ("c")
     RECEIPT = "ack"  # a process handled the confirmed event "c"
     AVAILABILITY = "a"  # a sitter's schedule or time off changed ("to" the sitter)
 
@@ -40,10 +41,10 @@ class EventKind(StrEnum):
 KEPT_WHILE_DOWN = frozenset(
     {EventKind.MESSAGE, EventKind.READ, EventKind.BOOKING, EventKind.USER, EventKind.AVAILABILITY}
 )
-# Kinds every process hears on one shared channel (user changes reach every process's caches,
-# and their receipts the process waiting for them). An event addressed to a user ("to") goes to
-# that user's channel; the others to their room's.
-SHARED_KINDS = frozenset({EventKind.USER, EventKind.RECEIPT})
+# Kinds every process hears on one shared channel (user and public-read changes reach every
+# process's caches, and their receipts the process waiting for them). An event addressed to a
+# user ("to") goes to that user's channel; the others to their room's.
+SHARED_KINDS = frozenset({EventKind.USER, EventKind.PUBLIC, EventKind.RECEIPT})
 # How long a process waits for the others to confirm a user change before answering anyway.
 CONFIRM_TIMEOUT = 2.0
 

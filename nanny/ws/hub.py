@@ -43,6 +43,7 @@ class ChatHub:
         *,
         pool: asyncpg.Pool,
         user_cache: TtlCache,
+        public_cache: TtlCache,
         metrics: Metrics,
         presence_ttl: float,
         urls: MediaUrls,
@@ -51,6 +52,7 @@ class ChatHub:
         self.limits = limits
         self._pool = pool
         self._user_cache = user_cache
+        self._public_cache = public_cache
         self._metrics = metrics
         self._presence_ttl = presence_ttl
         self._tasks = TaskSet()
@@ -91,9 +93,17 @@ class ChatHub:
 
     def _user_changed_here(self, user_id: int, deleted: bool) -> None:
         self._user_cache.forget(user_id)
+        # Public answers show users' names and only approved, undeleted sitters.
+        self._public_cache.clear()
         if deleted:
             for conn in list(self.feeds.connections(user_id)):
                 conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
+
+    async def public_changed(self) -> None:
+        """What a public read answers changed: every process forgets its cached answers
+        before this returns (as for a user change, the broker waits for the receipts)."""
+        self._public_cache.clear()
+        await self.broker.publish_confirmed({"k": EventKind.PUBLIC})
 
     async def shutdown(self) -> None:
         """Close every socket with 1001 once its in-flight frame is handled."""
@@ -176,6 +186,9 @@ class ChatHub:
         if kind == EventKind.USER:
             self._user_changed_here(header["u"], bool(header.get("d")))
             return
+        if kind == EventKind.PUBLIC:
+            self._public_cache.clear()
+            return
         room = self.rooms.get(header.get("b", 0))
         if room is None:
             return
@@ -205,8 +218,9 @@ class ChatHub:
         """After the broker was away: catch every room up from the database."""
         if self._broker_seen:  # the first connection is not a reconnect
             self._metrics.broker_reconnected()
-            # User changes published while we were away were not heard: read users afresh.
+            # Changes published while we were away were not heard: read them afresh.
             self._user_cache.clear()
+            self._public_cache.clear()
         self._broker_seen = True
         await self.rooms.catch_up()
         await self.presence.refresh(self.rooms.all())

@@ -300,7 +300,7 @@ class RedisBroker(Broker):
         except (RedisError, OSError, TimeoutError) as exc:
             # A process that missed it drops its whole cache once it hears Redis again.
             log.warning(
-                "a user change was not confirmed by every process (%s receipts missing): %r",
+                "a shared change was not confirmed by every process (%s receipts missing): %r",
                 receipts.missing if receipts.known else "all",
                 exc,
             )
