@@ -42,7 +42,7 @@ from aiohttp import web
 from nanny import events
 from nanny.db import bookings as db_bookings
 from nanny.db import media as db_media
-from nanny.http.bookings import event_json
+from nanny.http.booking_json import event_json
 from nanny.keys import MEDIA, METRICS, POOL, SETTINGS
 
 log = logging.getLogger("nanny.expiry")

@@ -25,7 +25,7 @@ from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
 from nanny.events import booking_changed
 from nanny.http import security
 from nanny.http.auth import SitterOut, me_json
-from nanny.http.bookings import event_json
+from nanny.http.booking_json import event_json
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.public import public_changed
 from nanny.http.responses import json_response, list_response

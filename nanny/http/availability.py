@@ -19,7 +19,7 @@ from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http import security
-from nanny.http.bookings import event_json
+from nanny.http.booking_json import event_json
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Out, Query
