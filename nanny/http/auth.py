@@ -248,8 +248,12 @@ async def sign_out(app: web.Application, claims: security.TokenClaims) -> None:
     """End the token of `claims`: once this returns, every process refuses it. The API and the
     sign-out form share it."""
     async with app[POOL].acquire() as conn, conn.transaction():
-        await db_users.revoke_token(conn, claims.user_id, claims.token_id, claims.expires_at)
-    await app[CHAT_HUB].user_changed(claims.user_id)
+        generation = await db_users.revoke_token(
+            conn, claims.user_id, claims.token_id, claims.expires_at
+        )
+    await app[CHAT_HUB].user_changed(
+        claims.user_id, ended_token=claims.token_id, generation=generation
+    )
 
 
 @routes.post("/api/auth/logout", name="api_logout")
@@ -302,7 +306,7 @@ async def change_password(
         generation = await db_users.change_password(conn, user.user_id, new_hash)
     if generation is None:
         raise Unauthorized("The account no longer exists")
-    await request.app[CHAT_HUB].user_changed(user.user_id)
+    await request.app[CHAT_HUB].user_changed(user.user_id, generation=generation)
     body_json = _token_json(request, user, generation)
     response = json_response(body_json)
     if _by_cookie(request):

@@ -28,7 +28,9 @@ class EventKind(StrEnum):
     TYPING = "t"  # someone is typing ("b", "u")
     PRESENCE = "p"  # someone came or went in a room: re-read who is online ("b")
     BOOKING = "b"  # a booking's status changed ("b"; "u" its parties, or "to" one of them)
-    USER = "u"  # a user changed or was deleted ("u", "d" deleted; "c" a receipt is awaited)
+    # a user changed or was deleted ("u", "d" deleted, "t" a token signed out, "g" the token
+    # generation now; "c" a receipt is awaited)
+    USER = "u"
     RECEIPT = "ack"  # a process handled the confirmed event "c"
 
 
