@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -221,7 +222,12 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         urls=app[MEDIA_URLS],
     )
     app[CHAT_HUB] = hub
-    app[CHAT] = chat = Chat(app[POOL], app[METRICS], hub)
+    app[CHAT] = chat = Chat(
+        app[POOL],
+        app[METRICS],
+        hub,
+        budget=functools.partial(ratelimit.check_chat_message_rate, app),
+    )
     if isinstance(broker, RedisBroker):
         app[HEALTH_CHECKS]["redis"] = broker.ping
     await broker.start()
