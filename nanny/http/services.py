@@ -5,7 +5,6 @@ others) and never a sitter's e-mail or phone."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text
 from nanny.keys import POOL, SEARCH_CACHE
-from nanny.validation import no_nul
+from nanny.validation import decimal_parameter, no_nul
 
 routes = web.RouteTableDef()
 
@@ -62,6 +61,10 @@ class SearchRowOut(ServiceOut):
     total_reviews: int
 
 
+PriceParameter = decimal_parameter(0, 1_000_000)
+RatingParameter = decimal_parameter(0, 5)
+
+
 class SearchQuery(Paging):
     type: ServiceType | None = None
     location: (
@@ -70,9 +73,9 @@ class SearchQuery(Paging):
         ]
         | None
     ) = Field(None, description="case-insensitive substring of the sitter's location")
-    min_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
-    max_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
-    min_rating: Decimal | None = Field(None, ge=0, le=5)
+    min_price: PriceParameter | None = None
+    max_price: PriceParameter | None = None
+    min_rating: RatingParameter | None = None
     sort: Literal["price", "-price", "rating", "-rating"] = Field(
         "-rating", description="'-' for descending; ties are broken by service_id"
     )
