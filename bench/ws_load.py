@@ -285,7 +285,8 @@ async def run(args) -> None:
     started = time.monotonic()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    extra = {"DB_POOL_MAX": str(args.pool)}
+    # Each simulated user sends far more messages than a person would.
+    extra = {"DB_POOL_MAX": str(args.pool), "RATE_CHAT_MESSAGES_PER_USER": "1000000/60s"}
     if args.mode == "churn":  # a churner reconnects far faster than a person would
         extra["RATE_WS_CONNECT_PER_USER"] = "1000000/60s"
     bench = BenchServer(args.workers, port=args.port, **extra)

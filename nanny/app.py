@@ -41,7 +41,12 @@ from nanny.http import (
 )
 from nanny.http import media as http_media
 from nanny.http import metrics as http_metrics
-from nanny.http.middlewares import access_middleware, error_middleware
+from nanny.http.middlewares import (
+    access_middleware,
+    error_middleware,
+    index_fixed_paths,
+    method_not_allowed_middleware,
+)
 from nanny.keys import (
     CPU_EXECUTOR,
     HEALTH_CHECKS,
@@ -154,7 +159,12 @@ def create_app(settings: Settings) -> web.Application:
         raise ValueError("create_app needs settings.database_url (the CLI finds one)")
     # Outermost first: access log and metrics see the final status of everything inside.
     app = web.Application(
-        middlewares=[access_middleware, error_middleware, headers.cors_preflight_middleware],
+        middlewares=[
+            access_middleware,
+            error_middleware,
+            method_not_allowed_middleware,
+            headers.cors_preflight_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
@@ -208,4 +218,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_pages(app)
     app.add_routes(openapi.routes)
     app.on_startup.append(openapi.build_on_startup)
+    app.on_startup.append(index_fixed_paths)
     return app

@@ -51,6 +51,8 @@ DEFAULT_RATE_LIMITS = {
     "RATE_REGISTER_PER_EMAIL": RateLimit(5, 3600),
     "RATE_BOOKINGS_PER_OWNER": RateLimit(60, 3600),
     "RATE_WS_CONNECT_PER_USER": RateLimit(60, 60),
+    # Chat messages a user may send, over REST and the WebSocket together.
+    "RATE_CHAT_MESSAGES_PER_USER": RateLimit(120, 60),
 }
 DEFAULT_METRICS_ALLOW = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 
@@ -83,6 +85,7 @@ class Settings:
     rate_register_per_email: RateLimit = DEFAULT_RATE_LIMITS["RATE_REGISTER_PER_EMAIL"]
     rate_bookings_per_owner: RateLimit = DEFAULT_RATE_LIMITS["RATE_BOOKINGS_PER_OWNER"]
     rate_ws_connect_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_WS_CONNECT_PER_USER"]
+    rate_chat_messages_per_user: RateLimit = DEFAULT_RATE_LIMITS["RATE_CHAT_MESSAGES_PER_USER"]
     metrics_allow: tuple[IPNetwork, ...] = DEFAULT_METRICS_ALLOW
     metrics_token: str = field(default="", repr=False)
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (none: ignored).
@@ -335,6 +338,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_register_per_email=_rate_limit(env, "RATE_REGISTER_PER_EMAIL"),
         rate_bookings_per_owner=_rate_limit(env, "RATE_BOOKINGS_PER_OWNER"),
         rate_ws_connect_per_user=_rate_limit(env, "RATE_WS_CONNECT_PER_USER"),
+        rate_chat_messages_per_user=_rate_limit(env, "RATE_CHAT_MESSAGES_PER_USER"),
         metrics_allow=_networks(env, "METRICS_ALLOW", DEFAULT_METRICS_ALLOW),
         metrics_token=_metrics_token(env),
         trusted_proxies=_networks(env, "TRUSTED_PROXIES", ()),

@@ -118,3 +118,10 @@ async def check_ws_connect_rate(app: web.Application, user_id: int) -> None:
     """Call before accepting a WebSocket for `user_id`; raises RateLimited (429) when over."""
     limit = app[SETTINGS].rate_ws_connect_per_user
     await enforce(app, "ws_connect_user", str(user_id), limit)
+
+
+async def check_chat_message_rate(app: web.Application, user_id: int) -> None:
+    """Call before storing a chat message of `user_id`, whichever door it came in by (REST or
+    a WebSocket `send`): one budget for both, shared by every process; RateLimited when over."""
+    limit = app[SETTINGS].rate_chat_messages_per_user
+    await enforce(app, "chat_message_user", str(user_id), limit)

@@ -4,9 +4,17 @@ how a refused value reads (`validation_error`)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from nanny.errors import ValidationFailed
 
@@ -48,6 +56,17 @@ def _storable_time(value: datetime) -> datetime:
     if not datetime.min < utc < datetime.max:
         raise ValueError("must lie between 0001-01-01 and 9999-12-31 in UTC")
     return value
+
+
+def decimal_parameter(minimum: int, maximum: int, description: str | None = None) -> Any:
+    """A decimal query parameter from `minimum` to `maximum`, both included. Described as the
+    number it is (pydantic would describe any string), so the document and the check agree."""
+    schema: dict[str, Any] = {"type": "number", "minimum": minimum, "maximum": maximum}
+    if description:
+        schema["description"] = description
+    return Annotated[
+        Decimal, Field(ge=minimum, le=maximum, allow_inf_nan=False), WithJsonSchema(schema)
+    ]
 
 
 # Every time the API reads, in bodies, query parameters and frames alike.

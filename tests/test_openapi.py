@@ -190,7 +190,11 @@ async def test_routes_added_anywhere_appear(aiohttp_client, settings):
     op = doc["paths"]["/api/widgets/{widget_id}/copies"]["post"]
     assert op["operationId"] == "copy_widget" and op["tags"] == ["widgets"]
     widget = doc["components"]["schemas"]["Widget"]
-    assert widget["properties"]["nickname"] == {"title": "Nickname", "type": "string"}
+    assert widget["properties"]["nickname"] == {
+        "title": "Nickname",
+        "type": "string",
+        "pattern": "^[^\\x00]*$",
+    }
     assert op["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/WidgetOut"
     }
@@ -251,7 +255,27 @@ def live_server(database_url, tmp_path):
         proc.wait(timeout=20)
 
 
-def _schemathesis(base: str, token: str, cwd, *extra: str) -> str:
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance,response_headers_conformance"
+)
+
+
+def _schemathesis(
+    base: str,
+    token: str,
+    cwd,
+    *extra: str,
+    checks: str = CHECKS,
+    max_examples: str = "20",
+    seed: str | None = "20261124",
+) -> str:
+    """seed None: deterministic generation (no seed, no example database)."""
+    seeding = (
+        ["--seed", seed, "--generation-database", "none"]
+        if seed
+        else ["--generation-deterministic"]
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -262,8 +286,7 @@ def _schemathesis(base: str, token: str, cwd, *extra: str) -> str:
             "--header",
             f"Authorization: Bearer {token}",
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,"
-            "response_schema_conformance,response_headers_conformance",
+            checks,
             # Bounded: boundary values of every parameter, then 20 generated cases per
             # operation (the app has no explicit examples to replay). One worker: schemathesis
             # workers are threads, and hypothesis's source inspection is not thread-safe on
@@ -271,13 +294,10 @@ def _schemathesis(base: str, token: str, cwd, *extra: str) -> str:
             "--phases",
             "coverage,fuzzing",
             "--max-examples",
-            "20",
+            max_examples,
             "--workers",
             "1",
-            "--seed",
-            "20261124",
-            "--generation-database",
-            "none",
+            *seeding,
             "--request-timeout",
             "10",
             "--no-color",
@@ -315,3 +335,56 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(live_server, t
     # middleware logs anything unexpected as "unhandled error".
     assert "unhandled error" not in server_log, server_log[-3000:]
     assert took < 55, f"schemathesis took {took:.1f}s"
+
+
+# Operations that end the token they are called with: run apart, each with a token of its own.
+TOKEN_ENDING = ("change_password", "logout")
+# Examples per operation: with the boundary values of the coverage phase, every operation gets
+# a few hundred cases in all, which keeps the three roles' runs within a minute or so.
+MAX_EXAMPLES = "5"
+
+
+def _schemathesis_all_checks(base: str, token: str, cwd, *extra: str) -> str:
+    """As _schemathesis, with every check and a few examples per operation, deterministic."""
+    return _schemathesis(
+        base, token, cwd, *extra, checks="all", max_examples=MAX_EXAMPLES, seed=None
+    )
+
+
+# Still failing: with live tokens of every role, the checks find rules no schema can state (a
+# start_time in the future, a seq not beyond the chat's last, a message with content or photos,
+# a readable image) and a few it could (2 decimal places of money, names not blank, the IANA
+# zone names). Strict: once it passes, the mark must go.
+# Run on demand (SCHEMATHESIS_ALL_CHECKS=1) until then: three roles cost minutes under load.
+@pytest.mark.skipif(
+    not os.environ.get("SCHEMATHESIS_ALL_CHECKS"), reason="on demand until it passes"
+)
+@pytest.mark.xfail(strict=True, reason="schemathesis --checks all: business-rule 400s (ST202)")
+@pytest.mark.timeout(300)  # about 30 s each on an idle machine; several times that under load
+@pytest.mark.parametrize("who", ["madina", "dmitry", "admin"], ids=["owner", "sitter", "admin"])
+def test_schemathesis_finds_nothing(live_server, tmp_path, who):
+    """schemathesis with all its checks, over every operation, with an owner's, a sitter's and
+    an admin's token: the document describes exactly what the server accepts and answers."""
+    from nanny import seed
+
+    def token(email_key: str) -> str:
+        return _http(
+            "POST",
+            f"{live_server}/api/auth/login",
+            {"email": f"{email_key}@demo.nanny.kz", "password": seed.DEMO_PASSWORD},
+        )["token"]
+
+    keep_token = ("--exclude-operation-id-regex", f"^({'|'.join(TOKEN_ENDING)})$")
+    out = _schemathesis_all_checks(live_server, token(who), tmp_path, *keep_token)
+    tested, selected = re.search(r"Selected: (\d+)/(\d+)", out).groups()
+    assert int(tested) == int(selected) - len(TOKEN_ENDING), out[-3000:]
+    # No token ended under the run (every operation answered more than 401).
+    assert "operations returned only 401" not in out, out[-3000:]
+    if who == "madina":
+        for op in TOKEN_ENDING:
+            timur = token("timur")
+            _schemathesis_all_checks(live_server, timur, tmp_path, "--include-operation-id", op)
+    server_log = (tmp_path / "server.log").read_text()
+    # aiohttp's own parser logs the probe with a NUL in a header (it answers 400); our error
+    # middleware logs anything unexpected as "unhandled error".
+    assert "unhandled error" not in server_log, server_log[-3000:]

@@ -16,7 +16,7 @@ import pytest
 
 from nanny.app import create_app
 from nanny.keys import CHAT_HUB, POOL
-from tests.chat_support import Server, server_env
+from tests.chat_support import Server, recv, server_env
 from tests.factories import PASSWORD, login, make_admin, make_owner, make_sitter
 from tests.faults import TcpProxy
 
@@ -139,3 +139,64 @@ async def test_a_process_deaf_to_the_others_reads_users_from_the_database(
         assert (await client.get("/api/auth/me", headers=owner.headers)).status == 401
     finally:
         await proxy.close()
+
+
+async def test_sockets_of_ended_tokens_close_everywhere(two_processes):
+    """Signing out closes (4001) the sockets of that token on every process by the time it is
+    answered, and only those; a password change closes every socket of the user's earlier
+    tokens. Before, such sockets stayed open until the token's own expiry, 72 h on."""
+    one, two, client, session = two_processes
+    owner = await make_owner(client)
+    tokens = [(await login(client, owner.email))["token"] for _ in range(3)]
+    ended, kept, refreshed = tokens
+
+    async def open_ws(server: Server, token: str, *, by_frame: bool = False):
+        if by_frame:
+            ws = await session.ws_connect(f"{server.url}/api/ws")
+            await ws.send_json({"type": "auth", "token": token})
+            assert (await recv(ws))["type"] == "authenticated"
+        else:
+            ws = await session.ws_connect(
+                f"{server.url}/api/ws", headers={"Authorization": f"Bearer {token}"}
+            )
+        return ws
+
+    async def alive(ws) -> None:
+        await ws.send_json({"type": "ping"})
+        assert await recv(ws, "pong") == {"type": "pong"}
+
+    async def closed_4001(ws) -> None:
+        msg = await ws.receive(timeout=1)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001, msg
+
+    async def post(server: Server, path: str, token: str, **kw) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.post(f"{server.url}{path}", headers=headers, **kw) as r:
+            return r.status, (await r.json() if r.status != 204 else {})
+
+    ended_sockets = [await open_ws(two, ended), await open_ws(one, ended, by_frame=True)]
+    kept_sockets = [await open_ws(two, kept), await open_ws(one, kept)]
+    # Signed in with one token, then refreshed to a newer one: it holds the newer one.
+    moved = await open_ws(two, refreshed)
+    newer = (await login(client, owner.email))["token"]
+    await moved.send_json({"type": "refresh", "token": newer})
+    assert (await recv(moved))["type"] == "authenticated"
+    for ws in [*ended_sockets, *kept_sockets, moved]:
+        await alive(ws)
+
+    assert (await post(one, "/api/auth/logout", ended))[0] == 204
+    for ws in ended_sockets:
+        await closed_4001(ws)
+    assert (await post(two, "/api/auth/logout", refreshed))[0] == 204
+    for ws in [*kept_sockets, moved]:
+        await alive(ws)
+
+    body = {"current_password": PASSWORD, "new_password": "another-long-pass"}
+    status, fresh = await post(one, "/api/auth/password", kept, json=body)
+    assert status == 200
+    for ws in [*kept_sockets, moved]:
+        await closed_4001(ws)
+    for server in (one, two):
+        ws = await open_ws(server, fresh["token"])
+        await alive(ws)
+        await ws.close()

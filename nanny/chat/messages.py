@@ -8,7 +8,7 @@ which delivers it to the room's subscribers on every process (nanny/ws/hub.py)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -72,9 +72,21 @@ def _refused(refusal: db_chat.Refusal, booking_id: int) -> Exception:
     return no_such_booking(booking_id)
 
 
+# budget(user_id): counts one message the user sends; raises RateLimited when over the budget.
+MessageBudget = Callable[[int], Awaitable[None]]
+
+
 class Chat:
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics, fanout: ChatFanout):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        fanout: ChatFanout,
+        *,
+        budget: MessageBudget,
+    ):
         self.pool = pool
+        self._budget = budget
         self._metrics = metrics
         self._fanout = fanout
         self._tasks = TaskSet()
@@ -95,12 +107,15 @@ class Chat:
         ack: Callable[[db_chat.Message], None] | None = None,
     ) -> tuple[db_chat.Message, bool]:
         """Store the message, then `ack` it, then fan it out. A client_id the sender used
-        before answers the original message (and False), stored and delivered once."""
+        before answers the original message (and False), stored and delivered once. Every
+        attempt spends one of the sender's message budget (RateLimited beyond it)."""
         require_writer(role)
         if not content and not attachment_ids:
             raise ValidationFailed(
                 "A message needs content or attachment_ids", details={"field": "content"}
             )
+        # Both doors spend the one budget, so a user cannot send past it by switching.
+        await self._budget(user_id)
         stored = await self._batcher.store(
             booking_id=booking_id,
             sender_id=user_id,

@@ -182,10 +182,11 @@ async def get_password_hash(conn: asyncpg.Connection, user_id: int) -> str | Non
 
 async def revoke_token(
     conn: asyncpg.Connection, user_id: int, token_id: str, expires_at: datetime
-) -> None:
+) -> int | None:
     """End one token of the user until `expires_at` (when it would have ended anyway). Run in a
     transaction. The user's listed tokens that expired are dropped; past MAX_REVOKED_TOKENS the
-    generation is raised instead, which ends every token of the user."""
+    generation is raised instead, which ends every token of the user: then the new generation,
+    else None."""
     await conn.execute(
         "DELETE FROM revoked_tokens WHERE user_id = $1 AND expires_at <= now()", user_id
     )
@@ -200,7 +201,8 @@ async def revoke_token(
     )
     listed = await conn.fetchval("SELECT count(*) FROM revoked_tokens WHERE user_id = $1", user_id)
     if listed > MAX_REVOKED_TOKENS:
-        await end_all_tokens(conn, user_id)
+        return await end_all_tokens(conn, user_id)
+    return None
 
 
 async def end_all_tokens(conn: asyncpg.Connection, user_id: int) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from nanny import ratelimit
 from nanny.db import users as db_users
@@ -25,6 +25,13 @@ ProfileText = Annotated[str, StringConstraints(strip_whitespace=True, max_length
 Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
+def _not_a_bool(value: object) -> object:
+    # Literal[0] would take false (false == 0 in Python); the document says integer.
+    if isinstance(value, bool):
+        raise ValueError("must be 0 or an empty string")
+    return value
+
+
 class RegisterOwner(Body):
     full_name: FullName
     email: Email
@@ -32,7 +39,9 @@ class RegisterOwner(Body):
     password: Password
     role: str | None = Field(None, description="optional; must be 'owner' when sent")
     # The original web client sends the sitter fields empty when registering an owner.
-    experience_years: Literal[0, ""] | None = Field(None, description="ignored; empty only")
+    experience_years: Annotated[Literal[0, ""], BeforeValidator(_not_a_bool)] | None = Field(
+        None, description="ignored; empty only"
+    )
     certificates: Literal[""] | None = Field(None, description="ignored; empty only")
     preferences: Literal[""] | None = Field(None, description="ignored; empty only")
     location: Literal[""] | None = Field(None, description="ignored; empty only")
@@ -248,8 +257,12 @@ async def sign_out(app: web.Application, claims: security.TokenClaims) -> None:
     """End the token of `claims`: once this returns, every process refuses it. The API and the
     sign-out form share it."""
     async with app[POOL].acquire() as conn, conn.transaction():
-        await db_users.revoke_token(conn, claims.user_id, claims.token_id, claims.expires_at)
-    await app[CHAT_HUB].user_changed(claims.user_id)
+        generation = await db_users.revoke_token(
+            conn, claims.user_id, claims.token_id, claims.expires_at
+        )
+    await app[CHAT_HUB].user_changed(
+        claims.user_id, ended_token=claims.token_id, generation=generation
+    )
 
 
 @routes.post("/api/auth/logout", name="api_logout")
@@ -302,7 +315,7 @@ async def change_password(
         generation = await db_users.change_password(conn, user.user_id, new_hash)
     if generation is None:
         raise Unauthorized("The account no longer exists")
-    await request.app[CHAT_HUB].user_changed(user.user_id)
+    await request.app[CHAT_HUB].user_changed(user.user_id, generation=generation)
     body_json = _token_json(request, user, generation)
     response = json_response(body_json)
     if _by_cookie(request):

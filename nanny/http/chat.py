@@ -9,7 +9,7 @@ from pydantic import Field
 
 from nanny.chat.messages import message_json
 from nanny.db import users as db_users
-from nanny.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from nanny.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.media import ImageOut
 from nanny.http.responses import json_response, list_response
@@ -90,7 +90,7 @@ async def list_messages(
     response=ChatMessageOut,
     status=201,
     roles=(),
-    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound),
+    errors=(ValidationFailed, Unauthorized, Forbidden, NotFound, RateLimited),
 )
 async def send_message(request: web.Request, user: db_users.User, body: SendBody) -> web.Response:
     message, _ = await request.app[CHAT].send_message(

@@ -42,7 +42,7 @@ def cors_grant(settings: Settings, origin: str | None) -> tuple[str, bool] | Non
     return None
 
 
-def _is_preflight(request: web.Request) -> bool:
+def is_preflight(request: web.Request) -> bool:
     return (
         request.method == "OPTIONS"
         and "Origin" in request.headers
@@ -52,7 +52,7 @@ def _is_preflight(request: web.Request) -> bool:
 
 @web.middleware
 async def cors_preflight_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if not _is_preflight(request):
+    if not is_preflight(request):
         return await handler(request)
     if cors_grant(request.app[SETTINGS], request.headers["Origin"]) is None:
         raise Forbidden("This origin may not call the API", details={"field": "Origin"})

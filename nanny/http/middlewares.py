@@ -17,6 +17,7 @@ from nanny import metrics
 from nanny.client_address import client_address
 from nanny.db.pool import DATABASE_UNAVAILABLE
 from nanny.errors import NannyError, PayloadTooLarge, RateLimited
+from nanny.http.headers import is_preflight
 from nanny.http.responses import error_response
 from nanny.http.security import USER_KEY
 from nanny.inflight import was_refused
@@ -189,3 +190,36 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
     access_log.log(
         level, "%s %s %s %.1f ms", request.method, route, status, seconds * 1000, extra=fields
     )
+
+
+def _fixed_path_methods(app: web.Application) -> dict[str, frozenset[str]]:
+    """Each path without parameters and the methods routed to it."""
+    methods: dict[str, set[str]] = {}
+    for resource in app.router.resources():
+        if isinstance(resource, web.PlainResource):
+            methods.setdefault(resource.canonical, set()).update(r.method for r in resource)
+    return {path: frozenset(m) for path, m in methods.items()}
+
+
+_FIXED_PATHS = web.AppKey("fixed_path_methods", dict)
+
+
+async def index_fixed_paths(app: web.Application) -> None:
+    """on_startup, when the router is frozen."""
+    app[_FIXED_PATHS] = _fixed_path_methods(app)
+
+
+@web.middleware
+async def method_not_allowed_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """A method a fixed path does not have is 405, even when a path with a parameter would
+    take the request (PUT /api/services/search is not PUT /api/services/{id} with id
+    'search')."""
+    allowed = request.app[_FIXED_PATHS].get(request.path)
+    if (
+        allowed is not None
+        and request.method not in allowed
+        and not is_preflight(request)  # answered by the CORS middleware
+    ):
+        # HEAD is answered wherever GET is, but not described: Allow lists what the API has.
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed - {"HEAD"}))
+    return await handler(request)

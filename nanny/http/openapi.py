@@ -81,6 +81,29 @@ def _drop_impossible_defaults(node: Any) -> None:
             _drop_impossible_defaults(value)
 
 
+# Text is stored in PostgreSQL, which cannot hold NUL: every string the API reads refuses it
+# (nanny/http/endpoint.py), and none it answers can carry one.
+NO_NUL = "^[^\\x00]*$"
+_CONSTRAINED = {"pattern", "format", "enum", "const"}
+
+
+def _describe_no_nul(node: Any) -> None:
+    """Say so in every string schema that does not already constrain its characters."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not node.keys() & {
+            "pattern",
+            "format",
+            "enum",
+            "const",
+        }:
+            node["pattern"] = NO_NUL
+        for value in node.values():
+            _describe_no_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _describe_no_nul(value)
+
+
 def _error_response(status: int, codes: list[str]) -> dict:
     return {
         "description": f"error: {', '.join(sorted(set(codes)))}",
@@ -176,6 +199,7 @@ def build_document(app: web.Application) -> dict:
         },
     }
     _drop_impossible_defaults(document)
+    _describe_no_nul(document)
     return document
 
 

@@ -65,12 +65,18 @@ def _normalised_email(value: object) -> object:
 Email = Annotated[
     str,
     BeforeValidator(_normalised_email),
-    StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
     Field(
         json_schema_extra={"format": "email"},
         description="stored and returned in its normal form: NFKC, case-folded, trimmed",
     ),
 ]
+
+
+KAZAKH_MOBILE = (
+    r"^(\+7|8) ?\(?(70[0125678]|747|76[0-4]|77[15678]|785)\)?"
+    r"[ -]?[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
+)
 
 
 def _phone(value: str) -> str:
@@ -89,6 +95,10 @@ Phone = Annotated[
         "+7 (701) 123-45-67; without a country code a Kazakh number); stored and returned "
         "in E.164, e.g. +77011234567",
         examples=["+7 701 123 45 67"],
+        # The document can only show the forms of Kazakh mobile numbers (which of them a
+        # number may take is the phone library's knowledge); any other valid number is taken
+        # as well.
+        json_schema_extra={"pattern": KAZAKH_MOBILE},
     ),
 ]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -6,7 +6,6 @@ others) and never a sitter's e-mail or phone."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from nanny.http.public import PublicAnswer, cached, public_answer, public_change
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text
 from nanny.keys import POOL, SEARCH_CACHE
-from nanny.validation import Timestamp, no_nul
+from nanny.validation import Timestamp, decimal_parameter, no_nul
 
 routes = web.RouteTableDef()
 
@@ -64,6 +63,10 @@ class SearchRowOut(ServiceOut):
     total_reviews: int
 
 
+PriceParameter = decimal_parameter(0, 1_000_000)
+RatingParameter = decimal_parameter(0, 5)
+
+
 class SearchQuery(Paging):
     type: ServiceType | None = None
     location: (
@@ -72,9 +75,9 @@ class SearchQuery(Paging):
         ]
         | None
     ) = Field(None, description="case-insensitive substring of the sitter's location")
-    min_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
-    max_price: Decimal | None = Field(None, ge=0, le=Decimal("1000000"))
-    min_rating: Decimal | None = Field(None, ge=0, le=5)
+    min_price: PriceParameter | None = None
+    max_price: PriceParameter | None = None
+    min_rating: RatingParameter | None = None
     start_time: Timestamp | None = Field(
         None, description="with end_time: only services whose sitter a booking then would fit"
     )

@@ -29,7 +29,9 @@ class EventKind(StrEnum):
     TYPING = "t"  # someone is typing ("b", "u")
     PRESENCE = "p"  # someone came or went in a room: re-read who is online ("b")
     BOOKING = "b"  # a booking's status changed ("b"; "u" its parties, or "to" one of them)
-    USER = "u"  # a user changed or was deleted ("u", "d" deleted; "c" a receipt is awaited)
+    # a user changed or was deleted ("u", "d" deleted, "t" a token signed out, "g" the token
+    # generation now; "c" a receipt is awaited)
+    USER = "u"
     PUBLIC = "pub"  # what a public read shows changed: forget the cached answers ("c")
     RECEIPT = "ack"  # a process handled the confirmed event "c"
     AVAILABILITY = "a"  # a sitter's schedule or time off changed ("to" the sitter)

@@ -138,5 +138,5 @@ async def refresh(app: web.Application, conn: Connection, frame: TokenFrame) -> 
     if user.user_id != conn.user_id:
         raise Forbidden("A refresh token must belong to the connection's own user")
     conn.role = user.role
-    conn.expire_at(claims.expires_at)
+    conn.signed_in_with(claims.token_id, claims.generation, claims.expires_at)
     conn.send(dumps({"type": "authenticated", "user_id": user.user_id}))

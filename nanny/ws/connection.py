@@ -103,6 +103,8 @@ class Connection:
         "rate",
         "role",
         "shutdown_requested",
+        "token_generation",
+        "token_id",
         "user_id",
         "ws",
     )
@@ -112,6 +114,9 @@ class Connection:
         self.limits = limits
         self.user_id: int = 0
         self.role: str = ""
+        # The token the connection is signed in with (its jti and gen): ending it closes us.
+        self.token_id: str = ""
+        self.token_generation: int = 0
         # booking_id -> the highest seq this connection has been sent in that room
         self.cursors: dict[int, int] = {}
         # booking_id -> what the connection's subscription to that room holds (nanny/ws/rooms.py)
@@ -206,6 +211,19 @@ class Connection:
         if self._close_deadline is not None:
             self._close_deadline.cancel()
             self._close_deadline = None
+
+    def signed_in_with(self, token_id: str, generation: int, expires_at: datetime) -> None:
+        """The connection now holds this token (first sign-in or a `refresh`)."""
+        self.token_id = token_id
+        self.token_generation = generation
+        self.expire_at(expires_at)
+
+    def holds_ended_token(self, token_id: str | None, generation: int | None) -> bool:
+        """Whether its token is `token_id` (signed out) or of another generation than the
+        user's `generation` now (the password changed)."""
+        return (token_id is not None and self.token_id == token_id) or (
+            generation is not None and self.token_generation != generation
+        )
 
     def expire_at(self, expires_at: datetime) -> None:
         """Close with 4001 when the token expires (a `refresh` moves the moment)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -111,10 +112,22 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             user, claims = authenticated
             conn.user_id = user.user_id
             conn.role = user.role
-            conn.expire_at(claims.expires_at)
+            conn.signed_in_with(claims.token_id, claims.generation, claims.expires_at)
             held.enter_context(hub.feeds.signed_in(conn))
+            # A sign-out or password change between the token's check and now closed
+            # nobody: the connection was not among its user's yet. Look once more.
+            if await _token_ended_meanwhile(request.app, claims):
+                conn.close(CLOSE_UNAUTHORIZED, "the token was ended")
             await _serve(request.app, conn)
     return ws
+
+
+async def _token_ended_meanwhile(app: web.Application, claims: security.TokenClaims) -> bool:
+    try:
+        await security.user_for_claims(app, claims)
+    except Unauthorized:
+        return True
+    return False
 
 
 async def _first_frame_auth(app: web.Application, conn: Connection):
@@ -215,7 +228,12 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         urls=app[MEDIA_URLS],
     )
     app[CHAT_HUB] = hub
-    app[CHAT] = chat = Chat(app[POOL], app[METRICS], hub)
+    app[CHAT] = chat = Chat(
+        app[POOL],
+        app[METRICS],
+        hub,
+        budget=functools.partial(ratelimit.check_chat_message_rate, app),
+    )
     if isinstance(broker, RedisBroker):
         app[HEALTH_CHECKS]["redis"] = broker.ping
     await broker.start()

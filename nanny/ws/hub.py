@@ -83,21 +83,39 @@ class ChatHub:
             if not self.connections:
                 self._all_gone.set()
 
-    async def user_changed(self, user_id: int, *, deleted: bool = False) -> None:
+    async def user_changed(
+        self,
+        user_id: int,
+        *,
+        deleted: bool = False,
+        ended_token: str | None = None,
+        generation: int | None = None,
+    ) -> None:
         """A user's row changed (sitter approval, rejection, deletion, a token ended): every
-        process forgets its cached copy, and a deleted account's sockets are closed wherever
-        they are, before this returns (the broker waits for every process's receipt), so a
-        right taken away is gone everywhere by the time the change is answered."""
-        self._user_changed_here(user_id, deleted)
-        await self.broker.publish_confirmed({"k": EventKind.USER, "u": user_id, "d": deleted})
+        process forgets its cached copy and closes with 4001 the user's sockets that a deleted
+        account held, or that were signed in with `ended_token` (signed out) or with another
+        token generation than `generation` (the user's now, after a password change), before
+        this returns (the broker waits for every process's receipt), so a right taken away is
+        gone everywhere by the time the change is answered."""
+        self._user_changed_here(user_id, deleted, ended_token, generation)
+        header = {"k": EventKind.USER, "u": user_id, "d": deleted}
+        if ended_token is not None:
+            header["t"] = ended_token
+        if generation is not None:
+            header["g"] = generation
+        await self.broker.publish_confirmed(header)
 
-    def _user_changed_here(self, user_id: int, deleted: bool) -> None:
+    def _user_changed_here(
+        self, user_id: int, deleted: bool, ended_token: str | None, generation: int | None
+    ) -> None:
         self._user_cache.forget(user_id)
         # Public answers show users' names and only approved, undeleted sitters.
         self._public_cache.clear()
-        if deleted:
-            for conn in list(self.feeds.connections(user_id)):
+        for conn in list(self.feeds.connections(user_id)):
+            if deleted:
                 conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
+            elif conn.holds_ended_token(ended_token, generation):
+                conn.close(CLOSE_UNAUTHORIZED, "the token was ended")
 
     async def public_changed(self) -> None:
         """What a public read answers changed: every process forgets its cached answers
@@ -184,7 +202,13 @@ class ChatHub:
             self.feeds.send(header["to"], frame)
             return
         if kind == EventKind.USER:
-            self._user_changed_here(header["u"], bool(header.get("d")))
+            ended_token, generation = header.get("t"), header.get("g")
+            self._user_changed_here(
+                header["u"],
+                bool(header.get("d")),
+                ended_token if isinstance(ended_token, str) else None,
+                generation if isinstance(generation, int) else None,
+            )
             return
         if kind == EventKind.PUBLIC:
             self._public_cache.clear()

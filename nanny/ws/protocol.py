@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from nanny.chat.access import require_writer
 from nanny.db.pool import DATABASE_UNAVAILABLE
 from nanny.encoding import dumps
-from nanny.errors import NannyError
+from nanny.errors import NannyError, RateLimited
 from nanny.validation import validation_error
 from nanny.ws.connection import Connection
 
@@ -85,6 +85,8 @@ class CommandRegistry:
             if command.writes:
                 require_writer(conn.role)
             await command.handler(app, conn, frame)
+        except RateLimited as exc:
+            conn.send(error_frame(exc.code, exc.message, ref, retry_after=exc.retry_after))
         except NannyError as exc:
             conn.send(error_frame(exc.code, exc.message, ref))
         except asyncio.CancelledError:
@@ -97,8 +99,12 @@ class CommandRegistry:
             conn.send(error_frame("internal_error", "Something went wrong on our side", ref))
 
 
-def error_frame(code: str, message: str, ref: dict[str, Any] | None) -> str:
+def error_frame(
+    code: str, message: str, ref: dict[str, Any] | None, *, retry_after: int | None = None
+) -> str:
     body: dict[str, Any] = {"type": "error", "code": code, "message": message, "ref": ref}
+    if retry_after is not None:  # a budget of the user's: seconds until it is refilled
+        body["retry_after"] = retry_after
     return dumps(body)
 
 
