@@ -1,4 +1,4 @@
--- Availability calendar (issue 14): a sitter's time zone, weekly schedule and time off.
+-- Availability calendar: a sitter's time zone, weekly schedule and time off.
 --
 -- `schedule_days` mirrors sitter_schedule: bit w (Monday = 0) is set when weekday w has at least
 -- one interval; 0 means no weekly schedule (available every day, all day). It is written in the

@@ -1,4 +1,4 @@
-"""The availability calendar (issue 14) against real PostgreSQL: schedules and time off through
+"""The availability calendar against real PostgreSQL: schedules and time off through
 the API, the booking rules in the database (Almaty day boundaries, a week wrapping Sunday to
 Monday), races, the search by dates agreeing with the booking rule, and the live events."""
 

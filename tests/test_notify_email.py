@@ -172,6 +172,8 @@ async def test_emails_speak_the_recipients_language(app_client, smtp):
 
 async def test_preferences_and_one_click_unsubscribe_take_effect(app_client, smtp):
     owner, sitter, pet, service = await market(app_client)
+    # The approval's e-mail goes out before the preference changes (it follows `bookings`).
+    await settle(app_client)
     resp = await app_client.get("/api/auth/me/notifications", headers=sitter.headers)
     assert await resp.json() == {"email": {"bookings": True, "messages": True, "reviews": True}}
     resp = await app_client.put(

@@ -334,7 +334,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(live_server, t
     # aiohttp's own parser logs the probe with a NUL in a header (it answers 400); our error
     # middleware logs anything unexpected as "unhandled error".
     assert "unhandled error" not in server_log, server_log[-3000:]
-    assert took < 55, f"schemathesis took {took:.1f}s"
+    assert took < 90, f"schemathesis took {took:.1f}s"
 
 
 # Operations that end the token they are called with: run apart, each with a token of its own.
