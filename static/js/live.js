@@ -16,6 +16,10 @@ export class LiveSocket {
     this.state = 'connecting';
     this.indicator = document.getElementById('live-indicator');
     window.addEventListener('online', () => this.reconnectNow());
+    // Signing out ends the token, and the server closes its sockets (4001) while the page is
+    // already on its way to where the sign-out leads: that way wins.
+    this.leaving = false;
+    window.addEventListener('beforeunload', () => { this.leaving = true; });
     this.connect();
   }
 
@@ -54,6 +58,7 @@ export class LiveSocket {
       this.stopHeartbeat();
       this.setState('offline');
       if (event.code === 4001) {
+        if (this.leaving) return;
         // The session ended (expired token): the login page will bring the user back.
         const login = document.body.dataset.loginUrl || '/login';
         window.location.assign(`${login}?next=${encodeURIComponent(window.location.pathname)}`);
