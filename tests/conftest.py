@@ -176,3 +176,14 @@ async def booking_room(client):
     owner = await make_owner(client)
     sitter = await make_sitter(client)
     return owner, sitter, await insert_booking(client, owner.user_id, sitter.user_id)
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free local port, keeping what it receives."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -13,16 +13,7 @@ from nanny.app import create_app
 from nanny.keys import POOL
 from tests.factories import make_owner, make_sitter
 from tests.rows import insert_booking
-from tests.smtp_server import SmtpServer
 from tests.test_notify_email import settle
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

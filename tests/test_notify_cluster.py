@@ -16,17 +16,8 @@ import pytest
 
 from tests.chat_support import Server, recv, server_env
 from tests.factories import PASSWORD, unique_email
-from tests.smtp_server import SmtpServer
 
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -18,14 +18,6 @@ from tests.smtp_server import SmtpServer
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def notify_settings(settings, smtp):
     return dataclasses.replace(
         settings,
