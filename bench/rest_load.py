@@ -310,7 +310,7 @@ def measured_wrk(
 
 def start_profilers(args, proc, server: set[int], name: str | None) -> list:
     """py-spy on each worker (the supervisor only waits) for the scenario's duration."""
-    if args.profile is None or name is None:
+    if getattr(args, "profile", None) is None or name is None:
         return []
     args.profile.mkdir(parents=True, exist_ok=True)
     workers = [p for p in server if p != proc.pid] or [proc.pid]
