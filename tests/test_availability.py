@@ -254,6 +254,13 @@ async def test_time_off_refuses_bookings_declines_pending_and_yields_to_confirme
     assert frame["booking"]["status"] == "cancelled"
     assert frame["booking"]["cancel_reason"] == "sitter_unavailable"
     assert (await recv(sitter_ws, "availability"))["sitter_id"] == sitter.user_id
+    # The owner is told; the sitter, who took the time off, is not.
+    for who, told in ((owner, True), (sitter, False)):
+        listed = await (await client.get("/api/notifications", headers=who.headers)).json()
+        declined = [
+            n for n in listed if n["kind"] == "booking_cancelled" and n["booking_id"] == pending_id
+        ]
+        assert len(declined) == (1 if told else 0)
     resp = await book(client, owner, pet, walking, at(day, 11), at(day, 13))
     assert resp.status == 409
     assert (await resp.json())["details"]["reason"] == "time_off"
