@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
@@ -85,12 +86,14 @@ class Notifier:
         loop = asyncio.get_running_loop()
         pushed: dict[int, float] = {}  # notification id -> when, kept for RECENT seconds
         known: set[int] = set()  # the users of the previous look
+        looked_at = datetime.now(UTC)  # when the previous look began
         interval = min(FRAME_POLL, self._settings.notify_poll_seconds)
         while True:
             await asyncio.sleep(interval)
+            this_look = datetime.now(UTC)
             users = self._local_users()
             if not users:
-                known = set()
+                known, looked_at = set(), this_look
                 continue
             try:
                 async with self._pool.acquire() as conn:
@@ -103,12 +106,15 @@ class Notifier:
                 if n.notification_id in pushed:
                     continue
                 pushed[n.notification_id] = now
-                if n.user_id not in known:
-                    continue  # written before this user's socket came: the list has it
+                if n.user_id not in known and n.created_at < looked_at:
+                    # Written before this user's socket came: the page's list has it. One
+                    # written since the previous look may have come after the socket, so it is
+                    # pushed (the page drops one its list already shows).
+                    continue
                 loc = i18n.localizer(self._app, n.locale, n.time_zone)
                 frame = {"type": "notification", "notification": content.notification_json(loc, n)}
                 self._send_frame(n.user_id, dumps(frame))
-            known = set(users)
+            known, looked_at = set(users), this_look
             for notification_id, when in list(pushed.items()):
                 if now - when > 2 * RECENT:
                     del pushed[notification_id]
