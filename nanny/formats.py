@@ -48,7 +48,14 @@ def zone(name: str | None) -> ZoneInfo:
 
 @functools.cache
 def time_zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """Zone names as the tz database spells them: no "localtime", no file paths, no aliases of
+    the database's own layout."""
+    return frozenset(
+        z
+        for z in available_timezones()
+        if z not in ("localtime", "Factory", "posixrules")
+        and not z.startswith(("posix/", "right/"))
+    )
 
 
 def is_time_zone(name: str) -> bool:

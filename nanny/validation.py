@@ -16,6 +16,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from nanny import formats
 from nanny.errors import ValidationFailed
 
 
@@ -71,6 +72,15 @@ def decimal_parameter(minimum: int, maximum: int, description: str | None = None
 
 # Every time the API reads, in bodies, query parameters and frames alike.
 Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+
+
+def _known_zone(value: str) -> str:
+    if not formats.is_time_zone(value):
+        raise ValueError("must be an IANA time zone name, such as Asia/Almaty")
+    return value
+
+
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 
 
 def _distinct(ids: list[int]) -> list[int]:

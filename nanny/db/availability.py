@@ -65,13 +65,10 @@ async def sitter_zone(conn: asyncpg.Connection, sitter_id: int) -> str | None:
 
 
 async def get_calendar(
-    conn: asyncpg.Connection, sitter_id: int, start: datetime, end: datetime
-) -> Calendar | None:
-    """The sitter's schedule and whatever of its time off and open bookings overlaps
-    [start, end); None when there is no such sitter."""
-    zone = await sitter_zone(conn, sitter_id)
-    if zone is None:
-        return None
+    conn: asyncpg.Connection, sitter_id: int, zone: str, start: datetime, end: datetime
+) -> Calendar:
+    """The schedule of the sitter (whose time zone is `zone`) and whatever of its time off and
+    open bookings overlaps [start, end)."""
     weekly = await conn.fetch(
         "SELECT weekday, start_minute, end_minute FROM sitter_schedule WHERE sitter_id = $1"
         " ORDER BY weekday, start_minute",

@@ -7,13 +7,12 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import Field
 
-from nanny import calendar_days, events
+from nanny import calendar_days, events, formats
 from nanny.db import availability as db_availability
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
@@ -24,31 +23,13 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Out, Query
 from nanny.keys import POOL
-from nanny.validation import Timestamp
+from nanny.validation import Timestamp, TimeZoneName
 
 routes = web.RouteTableDef()
 
 MAX_WINDOW_DAYS = 92
 DEFAULT_WINDOW_DAYS = 30
-DEFAULT_ZONE = "Asia/Almaty"
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
-# Zone names as the tz database spells them (no "localtime", no file paths, no aliases of the
-# database's own layout).
-_ZONES = frozenset(
-    z
-    for z in available_timezones()
-    if z not in ("localtime", "Factory", "posixrules") and not z.startswith(("posix/", "right/"))
-)
-
-
-def _zone(name: str) -> str:
-    if name not in _ZONES:
-        raise ValueError("must be an IANA time zone name, such as Asia/Almaty")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("must be an IANA time zone name, such as Asia/Almaty") from None
-    return name
 
 
 def _minute(clock: str) -> int:
@@ -62,9 +43,6 @@ def clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-ZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
-
-
 class IntervalIn(Body):
     weekday: int = Field(ge=0, le=6, description="Monday = 0 … Sunday = 6")
     start: str = Field(description='"HH:MM" in the sitter\'s time zone')
@@ -72,7 +50,9 @@ class IntervalIn(Body):
 
 
 class ScheduleIn(Body):
-    timezone: ZoneName = Field(DEFAULT_ZONE, description="IANA name, default Asia/Almaty")
+    timezone: TimeZoneName = Field(
+        formats.DEFAULT_TIME_ZONE, description="IANA name, default Asia/Almaty"
+    )
     weekly: list[IntervalIn] = Field(
         max_length=7 * 24, description="no intervals: available every day, all day"
     )
@@ -166,10 +146,6 @@ def _own_sitter(user: db_users.User, sitter_id: int) -> None:
         raise Forbidden("Only the sitter may change its availability")
 
 
-async def _announce(app: web.Application, sitter_id: int) -> None:
-    await events.availability_changed(app, sitter_id)
-
-
 @routes.get("/api/sitters/{sitter_id}/availability", name="sitter_availability")
 @endpoint(
     "A sitter's calendar: weekly schedule, busy spans and days (public when approved)",
@@ -200,7 +176,7 @@ async def get_availability(request: web.Request, query: AvailabilityQuery) -> we
             )
         start = calendar_days.local_instant(first, 0, zone).astimezone(UTC)
         end = calendar_days.local_instant(last, 1440, zone).astimezone(UTC)
-        calendar = await db_availability.get_calendar(conn, sitter_id, start, end)
+        calendar = await db_availability.get_calendar(conn, sitter_id, zone_name, start, end)
     body = {
         "sitter_id": sitter_id,
         "timezone": calendar.timezone,
@@ -234,7 +210,7 @@ async def set_availability(
     weekly = _intervals(body.weekly)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         conflicts = await db_availability.set_schedule(conn, sitter_id, body.timezone, weekly)
-    await _announce(request.app, sitter_id)
+    await events.availability_changed(request.app, sitter_id)
     return json_response(
         {
             "sitter_id": sitter_id,
@@ -277,7 +253,7 @@ async def add_time_off(request: web.Request, user: db_users.User, body: TimeOffI
         declined = await db_bookings.get_bookings(conn, added.cancelled)
     for booking in declined:
         await events.booking_changed(request.app, event_json(booking))
-    await _announce(request.app, sitter_id)
+    await events.availability_changed(request.app, sitter_id)
     t = added.time_off
     return json_response(
         {"time_off_id": t.time_off_id, "start_time": t.start_time, "end_time": t.end_time},
@@ -300,5 +276,5 @@ async def delete_time_off(request: web.Request, user: db_users.User) -> web.Resp
     async with request.app[POOL].acquire() as conn:
         if not await db_availability.delete_time_off(conn, sitter_id, time_off_id):
             raise NotFound("No such time off")
-    await _announce(request.app, sitter_id)
+    await events.availability_changed(request.app, sitter_id)
     return web.Response(status=204)

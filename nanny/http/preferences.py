@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from aiohttp import web
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from nanny import formats
 from nanny.db import users as db_users
 from nanny.db.users import User
 from nanny.errors import Unauthorized, ValidationFailed
@@ -16,17 +15,9 @@ from nanny.http.endpoint import endpoint
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body
 from nanny.keys import CHAT_HUB, POOL
+from nanny.validation import TimeZoneName
 
 routes = web.RouteTableDef()
-
-
-def _known_zone(value: str) -> str:
-    if not formats.is_time_zone(value):
-        raise ValueError("must be an IANA time zone name, such as Asia/Almaty")
-    return value
-
-
-TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 
 
 class Preferences(Body):
@@ -38,7 +29,7 @@ class Preferences(Body):
     locale: Literal["ru", "kk", "en"] | None = Field(
         None, description="the pages' language; null: follow the browser (then Russian)"
     )
-    time_zone: TimeZone | None = Field(
+    time_zone: TimeZoneName | None = Field(
         None, description="IANA zone times are shown in; null: Asia/Almaty"
     )
 
