@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import make_mocked_request
 
 from nanny import ratelimit, ratelimit_backends
@@ -305,3 +306,34 @@ async def test_limits_can_be_switched_off_for_load_tests(aiohttp_client, setting
     assert load_settings(base | {"RATE_LIMIT_ENABLED": "Yes"}).rate_limit_enabled
     with pytest.raises(ConfigError, match=r"^RATE_LIMIT_ENABLED must be true or false"):
         load_settings(base | {"RATE_LIMIT_ENABLED": "maybe"})
+
+
+async def test_often_counted_keys_reach_redis_in_batches_and_exactly_near_the_limit(
+    redis_server_url,
+):
+    """hit_often (the chat budget): a key far from its limit is counted in this process and sent
+    in one round trip per FLUSH_INTERVAL; from half its limit on every hit goes to Redis, so two
+    processes (two limiters on one Redis) together stop the key exactly at its limit."""
+    prefix = f"rl-often-{uuid.uuid4().hex[:8]}"
+    clients = [aioredis.Redis.from_url(redis_server_url) for _ in range(2)]
+    one, two = (ratelimit_backends.RedisRateLimiter(c, "often", prefix=prefix) for c in clients)
+    try:
+        roomy = RateLimit(10_000, 3600)
+        for _ in range(200):
+            assert await one.hit_often("chat:1", roomy) == 0
+        assert one.round_trips == 1  # the first, to learn the count; the rest wait in memory
+        await one.flush()
+        assert one.round_trips == 2
+        stored = [v async for v in clients[0].scan_iter(match=f"{prefix}:rl:often:chat:1:*")]
+        assert [int(await clients[0].get(k)) for k in stored] == [200]
+
+        tight = RateLimit(10, 3600)
+        allowed = 0
+        for i in range(16):  # alternating processes, as a user's REST and socket could
+            allowed += await (one if i % 2 else two).hit_often("chat:2", tight) == 0
+        assert allowed == 10
+        retry_after = await one.hit_often("chat:2", tight)
+        assert 1 <= retry_after <= 3600
+    finally:
+        for limiter in (one, two):
+            await limiter.close()

@@ -13,7 +13,11 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header, decode_header, make_header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import unquote, urlsplit
 
@@ -72,19 +76,50 @@ class Letter:
     unsubscribe_url: str
 
 
-def build_message(letter: Letter, *, notification_id: int, sender: str, created_at) -> EmailMessage:
-    msg = EmailMessage()
+# compat32 folds a long header by starting its value on the next line; the encoded words
+# below are folded already, and nothing else comes near RFC 5322's 998 characters.
+_POLICY = compat32.clone(max_line_length=998)
+_WIRE = _POLICY.clone(linesep="\r\n")
+
+
+def _encoded(text: str) -> str:
+    """`text` as a header value: RFC 2047 encoded words of at most 75 characters, folded."""
+    return text if text.isascii() else Header(text, "utf-8").encode()
+
+
+def _mailbox(name: str, address: str) -> str:
+    return formataddr((name, address)) if name.isascii() else f"{_encoded(name)} <{address}>"
+
+
+def build_message(letter: Letter, *, notification_id: int, sender: str, created_at) -> Message:
+    """The e-mail, plain text and HTML alternatives. Built with the email package's compat32
+    classes: a fifth of the CPU of EmailMessage's header registry (about 1 ms instead of 5,
+    built and flattened), which the sender pays on the event loop for every e-mail."""
+    msg = MIMEMultipart("alternative", policy=_POLICY)
     msg["From"] = sender
-    msg["To"] = formataddr((letter.to_name, letter.to_address))
-    msg["Subject"] = letter.subject
+    msg["To"] = _mailbox(letter.to_name, letter.to_address)
+    msg["Subject"] = _encoded(letter.subject)
     msg["Date"] = format_datetime(created_at)
     msg["Message-ID"] = message_id(notification_id, sender)
     msg["List-Unsubscribe"] = f"<{letter.unsubscribe_url}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(letter.text)
-    msg.add_alternative(letter.html, subtype="html")
+    msg.attach(MIMEText(letter.text, "plain", "utf-8"))
+    msg.attach(MIMEText(letter.html, "html", "utf-8"))
     return msg
+
+
+def wire_bytes(msg: Message) -> bytes:
+    """The message as sent: CRLF line ends, and the headers as build_message folded them
+    (aiosmtplib's own flattening would fold them again, starting a value on a line of its own,
+    which parsers read with a leading space)."""
+    return msg.as_bytes(policy=_WIRE)
+
+
+def plain_text(msg: Message) -> str:
+    """The plain-text part of a message made by build_message."""
+    part = msg.get_payload(0)
+    return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
 
 
 # -- sending -------------------------------------------------------------------------------
@@ -122,14 +157,16 @@ class SmtpTransport:
         self._client: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
 
-    async def send(self, msg: EmailMessage) -> None:
+    async def send(self, msg: Message) -> None:
         async with self._lock:
             try:
                 if self._client is None or not self._client.is_connected:
                     client = aiosmtplib.SMTP(**self._options)
                     await client.connect()
                     self._client = client
-                await self._client.send_message(msg)
+                await self._client.sendmail(
+                    parseaddr(msg["From"])[1], [parseaddr(msg["To"])[1]], wire_bytes(msg)
+                )
             except aiosmtplib.SMTPResponseException as exc:
                 code = _code_of(exc)
                 if code is not None and 500 <= code < 600:
@@ -159,14 +196,15 @@ class LogTransport:
 
     description = "the log (no SMTP_URL)"
 
-    async def send(self, msg: EmailMessage) -> None:
-        text = msg.get_body(("plain",))
+    async def send(self, msg: Message) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         log.info(
             "e-mail not sent (no SMTP_URL): to %s, subject %r, %s\n%s",
             msg["To"],
-            str(msg["Subject"]),
+            str(make_header(decode_header(msg["Subject"]))),
             msg["Message-ID"],
-            text.get_content() if text is not None else "",
+            plain_text(msg),
         )
 
     async def close(self) -> None:

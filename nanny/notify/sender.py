@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from email.message import Message
 
 import asyncpg
 from aiohttp import web
@@ -122,18 +123,12 @@ class Notifier:
     # -- sending -----------------------------------------------------------------------
 
     async def run_sender(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            started = loop.time()
             try:
                 claimed = await self.send_due()
             except DATABASE_UNAVAILABLE as exc:
                 log.warning("outbox: %r; trying again", exc)
                 claimed = 0
-            if claimed and self._busy():
-                # E-mails can wait a moment, a request cannot: while this process serves
-                # requests, the sender takes at most a fifth of its time.
-                await asyncio.sleep(min(1.0, GIVE_WAY * (loop.time() - started)))
             if claimed < BATCH:
                 await asyncio.sleep(self._settings.notify_poll_seconds)
 
@@ -143,9 +138,15 @@ class Notifier:
         async with self._pool.acquire() as conn:
             batch = await db.claim_due(conn, BATCH, settings.notify_lease_seconds)
         outcomes = []
+        loop = asyncio.get_running_loop()
         try:
             for n in batch:
+                started = loop.time()
                 outcomes.append(await self._deliver(n))
+                if self._busy():
+                    # E-mails can wait a moment, a request cannot: while this process serves
+                    # requests, the sender takes at most a fifth of its time.
+                    await asyncio.sleep(min(1.0, GIVE_WAY * (loop.time() - started)))
         finally:  # what was sent is recorded even when the rest is cancelled
             if outcomes:
                 async with self._pool.acquire() as conn:
@@ -172,7 +173,7 @@ class Notifier:
             return db.Outcome(n.notification_id, EmailStatus.QUEUED, str(exc), wait)
         return db.Outcome(n.notification_id, EmailStatus.SENT)
 
-    async def _message(self, n: Notification):
+    async def _message(self, n: Notification) -> Message:
         loc = i18n.localizer(self._app, n.locale, n.time_zone)
         messages: list[db.DigestMessage] = []
         if n.kind is Kind.UNREAD_MESSAGES and n.booking_id is not None:
