@@ -181,7 +181,7 @@ async def read_frames(conn: Conn, stats: Stats, subscribed: asyncio.Event) -> No
             stats.error_codes[code] = stats.error_codes.get(code, 0) + 1
 
 
-async def seed(dsn: str, rooms: int, tag: str, notify: bool) -> list[tuple[int, int, int]]:
+async def seed(dsn: str, rooms: int, tag: str, notify: bool = False) -> list[tuple[int, int, int]]:
     # The seeded bookings are requests; unless asked, they write no notifications, whose
     # e-mails the servers would otherwise be sending while chat is measured.
     settings = {"nanny.notifications": "on" if notify else "off"}
