@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email
+import email.policy
+from datetime import UTC, datetime
 
 import pytest
 
 from nanny.app import create_app
 from nanny.keys import POOL
+from nanny.notify.mail import Letter, build_message, wire_bytes
 from tests.factories import make_admin, make_owner, make_sitter
 from tests.market import future, make_booking, make_pet, make_service
 from tests.smtp_server import SmtpServer
@@ -289,3 +293,26 @@ async def test_without_smtp_url_emails_are_logged_and_the_start_says_so(
     assert f"e-mail not sent (no SMTP_URL): to {sitter.email}" not in caplog.text  # with a name
     assert "e-mail not sent (no SMTP_URL)" in caplog.text and sitter.email in caplog.text
     assert "Ваш профиль ситтера одобрен" in caplog.text
+
+
+def test_headers_in_any_script_read_back_exactly():
+    """Names and subjects in Cyrillic or Kazakh, long enough to be folded, come back from the
+    bytes sent exactly as written: no leading space, no mangled characters."""
+    name = "Айгерім Сәрсенбайқызы-Тұрсынбекова"
+    subject = "Жаңа брондау сұранысы: Тузик, 20–27 желтоқсан, күн сайын серуен"
+    unsubscribe = "https://nanny.test/api/notifications/unsubscribe?token=12.bookings." + "x" * 24
+    msg = build_message(
+        Letter(name, "aigerim@example.kz", subject, "Сәлем!", "<p>Сәлем!</p>", unsubscribe),
+        notification_id=7,
+        sender="Няня Nanny <no-reply@nanny.test>",
+        created_at=datetime(2026, 12, 2, tzinfo=UTC),
+    )
+    raw = wire_bytes(msg)
+    assert raw.isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    read = email.message_from_bytes(raw, policy=email.policy.default)
+    assert read["Subject"] == subject
+    assert str(read["To"]) == f"{name} <aigerim@example.kz>"
+    assert str(read["From"]) == "Няня Nanny <no-reply@nanny.test>"
+    assert read["List-Unsubscribe"] == f"<{unsubscribe}>"
+    assert read["Message-ID"] == "<notification-7@nanny.test>"
+    assert read.get_body(("plain",)).get_content().strip() == "Сәлем!"
