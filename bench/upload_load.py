@@ -7,7 +7,8 @@ throughout:
 
 1. chat alone;
 2. chat while `--uploads` clients each upload a phone photo (a 12-megapixel JPEG of about 4 MB,
-   made here by Pillow) to their booking, one after the other, for the whole phase.
+   made here by Pillow) to their booking, one after the other, for the whole phase, from a
+   process of their own (so that the chat's latency is not that of the loop measuring it).
 
 Prints for each phase the chat's end-to-end latency (send -> receipt by the other participant)
 p50/p99, and for the second the uploads done, uploads/s and upload latency p50/p99. The chat's
@@ -162,7 +163,7 @@ async def run(args) -> None:
         loop = asyncio.get_running_loop()
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as uploaders:
-            # Started (and the photo handed over) before the phase's clock runs.
+            # The uploaders' process is started before the phase's clock runs.
             await loop.run_in_executor(uploaders, time.sleep, 0)
             phase_started = time.perf_counter()
             uploads = loop.run_in_executor(uploaders, upload_for, url, jobs, photo, args.duration)
