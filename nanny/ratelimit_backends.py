@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from nanny.config import RateLimit
+from nanny.tasks import TaskSet
 
 log = logging.getLogger("nanny.ratelimit")
 
@@ -109,7 +110,7 @@ class RedisRateLimiter:
         self._unsent: dict[str, _Unsent] = {}
         self._answer: asyncio.Future[dict[str, int]] | None = None  # the next flush's counts
         self._flusher: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Future[None]] = set()
+        self._flushes = TaskSet()
         self.round_trips = 0
 
     def _slot(self, key: str, limit: RateLimit) -> tuple[str, int]:
@@ -159,9 +160,7 @@ class RedisRateLimiter:
 
     def _start_flush(self) -> None:
         self._flusher = None
-        task = asyncio.ensure_future(self.flush())
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._flushes.spawn(self.flush())
 
     async def flush(self) -> None:
         """Send every unsent count to Redis in one round trip, tell the hits waiting for it
@@ -201,6 +200,6 @@ class RedisRateLimiter:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        await asyncio.gather(*self._flushes, return_exceptions=True)
+        await asyncio.gather(*self._flushes.pending(), return_exceptions=True)
         await self.flush()
         await self._redis.aclose()
