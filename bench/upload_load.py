@@ -2,8 +2,8 @@
 
 Starts `nanny serve --workers 2` itself on 127.0.0.1 (a fresh database, Redis with a private
 prefix, a temporary media directory), seeds rooms of two as bench/ws_load.py does and connects
-every participant. Then two phases of `--duration` seconds each, chat at `--rate` messages/s
-throughout:
+every participant. A few warm-up uploads first (a process loads Pillow with its first image),
+then two phases of `--duration` seconds each, chat at `--rate` messages/s throughout:
 
 1. chat alone;
 2. chat while `--uploads` clients each upload a phone photo (a 12-megapixel JPEG of about 4 MB,
@@ -70,29 +70,49 @@ def phone_photo(target: int = 4_000_000) -> bytes:
     return best
 
 
+FORM_BOUNDARY = "nanny-bench-upload"
+FORM_TYPE = f"multipart/form-data; boundary={FORM_BOUNDARY}"
+
+
+def form_body(photo: bytes) -> bytes:
+    """The multipart/form-data body of an upload of `photo`, made once: an uploader then only
+    sends bytes, as a phone does, and its CPU (on the server's cores here) goes to that."""
+    head = (
+        f"--{FORM_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="IMG_0001.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return head.encode() + photo + f"\r\n--{FORM_BOUNDARY}--\r\n".encode()
+
+
+async def upload_once(
+    session: aiohttp.ClientSession, url: str, token: str, booking_id: int, body: bytes
+) -> bool:
+    """Upload a photo (`body`, made by form_body) to the booking's chat: whether it was stored."""
+    async with session.post(
+        f"{url}/api/bookings/{booking_id}/attachments",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": FORM_TYPE},
+    ) as resp:
+        await resp.read()
+        return resp.status == 201
+
+
 async def uploader(
-    session: aiohttp.ClientSession, url: str, token: str, booking_id: int, photo: bytes, until
+    session: aiohttp.ClientSession, url: str, token: str, booking_id: int, body: bytes, until
 ) -> tuple[list[float], int]:
     """Upload one photo after the other until `until`: the latency of each, and the failures."""
     latencies, failures = [], 0
     while time.perf_counter() < until:
-        form = aiohttp.FormData()
-        form.add_field("file", photo, filename="IMG_0001.jpg", content_type="image/jpeg")
         started = time.perf_counter()
-        async with session.post(
-            f"{url}/api/bookings/{booking_id}/attachments",
-            data=form,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
-            await resp.read()
-            if resp.status == 201:
-                latencies.append(time.perf_counter() - started)
-            else:
-                failures += 1
+        if await upload_once(session, url, token, booking_id, body):
+            latencies.append(time.perf_counter() - started)
+        else:
+            failures += 1
     return latencies, failures
 
 
-def upload_for(url: str, jobs: list[tuple[str, int]], photo: bytes, seconds: float):
+def upload_for(url: str, jobs: list[tuple[str, int]], body: bytes, seconds: float):
     """In a process of its own: each (token, booking_id) uploads for `seconds`; every upload's
     latency and the failures. The uploads' bodies (4 MB each) would otherwise go out from the
     loop that measures the chat, and the chat's latency would be the client's own."""
@@ -102,7 +122,7 @@ def upload_for(url: str, jobs: list[tuple[str, int]], photo: bytes, seconds: flo
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             done = await asyncio.gather(
-                *(uploader(session, url, t, b, photo, until) for t, b in jobs)
+                *(uploader(session, url, t, b, body, until) for t, b in jobs)
             )
         return [t for lat, _ in done for t in lat], sum(f for _, f in done)
 
@@ -126,6 +146,7 @@ async def run(args) -> None:
     )
     try:
         photo = phone_photo()
+        body = form_body(photo)
         await bench.start(session)
         await asyncio.sleep(1.0)
         seeded = await seed(bench.dsn, max(args.connections // 2, args.uploads), bench.tag)
@@ -151,22 +172,29 @@ async def run(args) -> None:
             f"{args.uploads} uploaders; image work: {args.executor}"
         )
 
+        jobs = [
+            (issue_token(settings, owner_id, "owner")[0], booking_id)
+            for booking_id, owner_id, _ in seeded[: args.uploads]
+        ]
+        # Warm-up: one upload on each of several connections (so on every worker), before
+        # either phase: a process loads Pillow and its codecs with its first image.
+        warmed = await asyncio.gather(
+            *(upload_once(session, url, t, b, body) for t, b in jobs[: 3 * args.workers])
+        )
+        print(f"warm-up: {sum(warmed)} of {len(warmed)} uploads stored")
+
         print("phase 1: chat alone")
         await load_phase(conns, stats, args.rate, args.duration)
         alone = chat_p99(stats)
 
         print(f"phase 2: chat with {args.uploads} uploads at a time")
-        jobs = [
-            (issue_token(settings, owner_id, "owner")[0], booking_id)
-            for booking_id, owner_id, _ in seeded[: args.uploads]
-        ]
         loop = asyncio.get_running_loop()
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as uploaders:
             # The uploaders' process is started before the phase's clock runs.
             await loop.run_in_executor(uploaders, time.sleep, 0)
             phase_started = time.perf_counter()
-            uploads = loop.run_in_executor(uploaders, upload_for, url, jobs, photo, args.duration)
+            uploads = loop.run_in_executor(uploaders, upload_for, url, jobs, body, args.duration)
             await load_phase(conns, stats, args.rate, args.duration)
             latencies, failures = await uploads
         took = time.perf_counter() - phase_started
