@@ -27,6 +27,19 @@ def no_nul(value: str) -> str:
     return value
 
 
+# What pydantic's strip_whitespace removes (Unicode's White_Space, as Rust's trim), spelled out:
+# a pattern's \s means other sets in other regex engines (Python's adds U+001C-U+001F,
+# ECMA-262's U+FEFF and not U+0085).
+_SPACE = (
+    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680"
+    "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# A string with something besides whitespace, and no NUL: how the document describes a field the
+# server strips and then refuses when empty.
+NOT_BLANK = f"^[^\\x00]*[^\\x00{_SPACE}][^\\x00]*$"
+NOT_BLANK_SCHEMA = Field(json_schema_extra={"pattern": NOT_BLANK})
+
+
 # Chat: a message is up to 4000 characters once trimmed (stored trimmed), and has text or
 # photos (the use case checks that: nanny/chat/messages.py); a client_id makes a send safely
 # retryable and is unique per sender.
@@ -80,7 +93,13 @@ def _known_zone(value: str) -> str:
     return value
 
 
-TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
+TimeZoneName = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(_known_zone),
+    # The names themselves, so that the document accepts exactly what the server does.
+    WithJsonSchema({"type": "string", "enum": sorted(formats.time_zone_names())}),
+]
 
 
 def _distinct(ids: list[int]) -> list[int]:
@@ -95,6 +114,7 @@ AttachmentIds = Annotated[
     Field(
         max_length=4,
         description="up to 4 photos uploaded by the sender to this booking and not sent yet",
+        json_schema_extra={"uniqueItems": True},
     ),
     AfterValidator(_distinct),
 ]

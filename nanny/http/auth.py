@@ -18,11 +18,14 @@ from nanny.http.pages import clear_session_cookie, set_session_cookie
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Email, FullName, Out, Password, Phone
 from nanny.keys import CHAT_HUB, POOL, SETTINGS
+from nanny.validation import NOT_BLANK_SCHEMA
 
 routes = web.RouteTableDef()
 
 ProfileText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Location = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Location = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK_SCHEMA
+]
 
 
 def _not_a_bool(value: object) -> object:
@@ -60,7 +63,11 @@ class RegisterSitter(Body):
 
 
 class Login(Body):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=254),
+        NOT_BLANK_SCHEMA,
+    ]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 

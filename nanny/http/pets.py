@@ -27,7 +27,7 @@ from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging, Text
 from nanny.keys import MEDIA, MEDIA_URLS, POOL
 from nanny.media.urls import MediaUrls
-from nanny.validation import no_nul
+from nanny.validation import NOT_BLANK_SCHEMA, no_nul
 
 routes = web.RouteTableDef()
 
@@ -43,6 +43,7 @@ PetName = Annotated[
     StringConstraints(strip_whitespace=True, max_length=100),
     AfterValidator(_not_blank),
     AfterValidator(no_nul),
+    NOT_BLANK_SCHEMA,
 ]
 
 PetType = Literal["cat", "dog", "rodent"]

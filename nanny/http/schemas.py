@@ -13,12 +13,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from nanny.emails import normalise_email
 from nanny.phones import MAX_INPUT as MAX_PHONE_INPUT
 from nanny.phones import normalise_phone
-from nanny.validation import no_nul
+from nanny.validation import NOT_BLANK_SCHEMA, no_nul
 
 
 class Body(BaseModel):
@@ -101,14 +102,39 @@ Phone = Annotated[
         json_schema_extra={"pattern": KAZAKH_MOBILE},
     ),
 ]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK_SCHEMA
+]
 Password = Annotated[
     str,
     Field(min_length=8, description="at least 8 characters, at most 72 bytes"),
     AfterValidator(_fits_bcrypt),
 ]
+
+
+def _ascii_digits(value: object) -> object:
+    # Decimal() reads any script's digits ("٢" is 2); money is written with 0-9.
+    if isinstance(value, str) and not value.isascii():
+        raise ValueError("must be written with the digits 0-9")
+    return value
+
+
+# Money as a number or a string: above 0, at most 1,000,000, at most 2 decimal places (trailing
+# zeros aside), exactly as described (the string's pattern is the same rule).
+MONEY_PATTERN = (
+    r"^\+?0*(?:[1-9][0-9]{0,5}(?:\.[0-9]{0,2}0*)?|1000000(?:\.0*)?|\.(?:[1-9][0-9]?|0[1-9])0*)$"
+)
 Money = Annotated[
     Decimal,
+    BeforeValidator(_ascii_digits),
     Field(gt=0, le=Decimal("1000000"), decimal_places=2, strict=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000, "multipleOf": 0.01},
+                {"type": "string", "pattern": MONEY_PATTERN},
+            ]
+        }
+    ),
 ]
 Text = Annotated[str, StringConstraints(max_length=2000), AfterValidator(no_nul)]
