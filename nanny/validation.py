@@ -30,10 +30,7 @@ def no_nul(value: str) -> str:
 # What pydantic's strip_whitespace removes (Unicode's White_Space, as Rust's trim), spelled out:
 # a pattern's \s means other sets in other regex engines (Python's adds U+001C-U+001F,
 # ECMA-262's U+FEFF and not U+0085).
-_SPACE = (
-    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680"
-    "\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
-)
+_SPACE = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 # A string with something besides whitespace, and no NUL: how the document describes a field the
 # server strips and then refuses when empty.
 NOT_BLANK = f"^[^\\x00]*[^\\x00{_SPACE}][^\\x00]*$"
