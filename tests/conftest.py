@@ -213,7 +213,8 @@ def settings(database_url, tmp_path) -> Settings:
         data_dir=tmp_path,
         db_pool_min=1,
         db_pool_max=5,
-        # Tests share one Redis (and may run at once): each keeps its keys and channels apart.
+        # Tests share one Redis, and every test's database has a booking 1: each test keeps its
+        # keys and channels apart.
         redis_prefix=f"t{uuid.uuid4().hex[:10]}",
     )
 
