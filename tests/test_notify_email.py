@@ -166,6 +166,17 @@ async def test_emails_speak_the_recipients_language(app_client, smtp):
     assert subjects_to(smtp, sitter.email)[-1] == "Жаңа брондау сұрауы"
 
 
+@pytest.mark.parametrize("token", ["1.bookings.é", "1.bookings.\u0661", "٢.bookings.x"])
+async def test_unsubscribe_tokens_beyond_ascii_are_refused(client, token):
+    """A signature (or user) in another script is a bad link like any other, not a 500."""
+    for method in ("GET", "POST"):
+        resp = await client.request(
+            method, "/api/notifications/unsubscribe", params={"token": token}
+        )
+        assert resp.status == 400, (method, await resp.text())
+        assert (await resp.json())["details"] == {"field": "token", "reason": "invalid"}
+
+
 async def test_preferences_and_one_click_unsubscribe_take_effect(app_client, smtp):
     owner, sitter, pet, service = await market(app_client)
     # The approval's e-mail goes out before the preference changes (it follows `bookings`).

@@ -51,9 +51,11 @@ class UnsubscribeTokens:
         """(user_id, category) of a genuine token, else None."""
         user, _, rest = token.partition(".")
         category, _, signature = rest.partition(".")
-        if not user.isdigit() or len(user) > 10 or category not in CATEGORIES:
+        if not (user.isascii() and user.isdigit()) or len(user) > 10 or category not in CATEGORIES:
             return None
-        if not hmac.compare_digest(signature, self._sign(f"{user}.{category}")):
+        # As bytes: compare_digest refuses str beyond ASCII (a TypeError, so a 500).
+        expected = self._sign(f"{user}.{category}").encode()
+        if not hmac.compare_digest(signature.encode(), expected):
             return None
         return int(user), category
 
