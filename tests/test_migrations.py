@@ -35,6 +35,8 @@ TABLES = {
     "time_off",
     "notifications",
     "chat_digests",
+    "service_search",
+    "search_zones",
 }
 
 

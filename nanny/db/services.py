@@ -1,7 +1,8 @@
 """Services and the public search over them.
 
 Ratings come from the aggregates kept on `sitters` (rating_sum, rating_count), updated with
-each review write, so neither search nor a service read ever aggregates reviews."""
+each review write, so neither search nor a service read ever aggregates reviews. Search reads
+the table `service_search`, which triggers keep from services, sitters and users."""
 
 from __future__ import annotations
 
@@ -36,12 +37,6 @@ class SearchRow:
     rating: Decimal
     total_reviews: int
 
-
-# The rating as the API shows it; search filters and sorts by the same expression.
-RATING_SQL = (
-    "CASE WHEN s.rating_count = 0 THEN 0::numeric "
-    "ELSE round(s.rating_sum::numeric / s.rating_count, 2) END"
-)
 
 # A deleted sitter's services are nobody's to book or see, whatever its approval said.
 _SITTER_STATUS = "CASE WHEN u.deleted_at IS NULL THEN s.status ELSE 'deleted' END"
@@ -177,39 +172,56 @@ async def list_sitter_services(
 SEARCH_ORDER = {
     "price": "v.price_per_hour ASC, v.service_id ASC",
     "-price": "v.price_per_hour DESC, v.service_id ASC",
-    "rating": "rating ASC, v.service_id ASC",
-    "-rating": "rating DESC, v.service_id ASC",
+    "rating": "v.rating ASC, v.service_id ASC",
+    "-rating": "v.rating DESC, v.service_id ASC",
 }
 
+# Search reads service_search (migrations/0014.search_table.sql): a row per visible service
+# with its sitter's name, location, rating, time zone and schedule days, kept by triggers.
+# Each filter is a clause only when it is given, so each combination of filters is its own
+# statement text, prepared once per connection with a generic plan that uses the type index
+# (a clause "$1 IS NULL OR type = $1" had PostgreSQL plan every search afresh).
+_FILTERS = (
+    ("type", "v.type = ${}"),
+    ("location", "v.location_key LIKE lower(${})"),
+    ("min_price", "v.price_per_hour >= ${}"),
+    ("max_price", "v.price_per_hour <= ${}"),
+    ("min_rating", "v.rating >= ${}"),
+)
 
-# With dates ($8, $9): the sitters busy then (an open booking or time off overlapping), found
-# by the range indexes in one pass each, and left out by a hashed anti-join...
-_BUSY = """
+# With dates ($1, $2): the sitters busy then (an open booking or time off overlapping), found
+# by the range indexes in one pass each and left out by a hashed anti-join; and, per time zone
+# of a visible sitter (search_zones, a handful), what the booking rule needs of the window in
+# that zone, computed once per zone rather than once per row.
+_DATED = """
     WITH busy AS (
         SELECT b.sitter_id FROM bookings b
         WHERE b.status IN ('pending', 'confirmed')
-          AND tstzrange(b.start_time, b.end_time, '[)') && tstzrange($8, $9, '[)')
+          AND tstzrange(b.start_time, b.end_time, '[)') && tstzrange($1, $2, '[)')
         UNION
         SELECT t.sitter_id FROM time_off t
-        WHERE tstzrange(t.start_time, t.end_time, '[)') && tstzrange($8, $9, '[)')
+        WHERE tstzrange(t.start_time, t.end_time, '[)') && tstzrange($1, $2, '[)')
+    ), zones AS MATERIALIZED (
+        SELECT timezone, nanny_days_mask($1, $2, timezone) AS days,
+               extract(isodow FROM ($1 AT TIME ZONE timezone))::integer - 1 AS weekday,
+               extract(epoch FROM ($1 AT TIME ZONE timezone) - ($1 AT TIME ZONE timezone)::date)
+                   AS start_second,
+               extract(epoch FROM ($2 AT TIME ZONE timezone) - ($1 AT TIME ZONE timezone)::date)
+                   AS end_second
+        FROM search_zones
     )
 """
 # ... and the weekly schedule: the rule of migrations/functions/nanny_outside_schedule.sql
-# written out here, so that only walks look up intervals and whole days are one inlined
-# expression (calling the function per row cost search by dates two thirds of its speed);
+# written out here, so that only walks look up intervals and whole days are one mask test;
 # tests/test_availability.py checks that search and the booking rule agree.
 _FITS = """
     AND v.sitter_id NOT IN (SELECT sitter_id FROM busy)
-    AND (s.schedule_days = 0 OR CASE
+    AND (v.schedule_days = 0 OR CASE
         WHEN v.type = 'walking' THEN EXISTS (
             SELECT 1 FROM sitter_schedule w
-            WHERE w.sitter_id = v.sitter_id
-              AND w.weekday = extract(isodow FROM ($8 AT TIME ZONE s.timezone))::integer - 1
-              AND w.start_minute * 60 <= extract(epoch FROM ($8 AT TIME ZONE s.timezone)
-                                                  - ($8 AT TIME ZONE s.timezone)::date)
-              AND w.end_minute * 60 >= extract(epoch FROM ($9 AT TIME ZONE s.timezone)
-                                                - ($8 AT TIME ZONE s.timezone)::date))
-        ELSE (nanny_days_mask($8, $9, s.timezone) & ~s.schedule_days) = 0
+            WHERE w.sitter_id = v.sitter_id AND w.weekday = z.weekday
+              AND w.start_minute * 60 <= z.start_second AND w.end_minute * 60 >= z.end_second)
+        ELSE (z.days & ~v.schedule_days) = 0
     END)
 """
 
@@ -234,38 +246,36 @@ async def search_services(
     offset: int = 0,
 ) -> tuple[list[SearchRow], int]:
     """Services of approved sitters matching every given filter, one page of them, and how
-    many match in all (counted by a window over the same statement). Unset filters are
-    NULL parameters, so the statement text is the same for every search and stays prepared;
-    with dates (both or neither) it is a second text, with the sitters' calendars."""
-    order = SEARCH_ORDER[sort]
+    many match in all (counted by a window over the same statement). With dates (both or
+    neither) only the services whose sitter the booking would fit then."""
     dated = start_time is not None
+    args: list[object] = [start_time, end_time] if dated else []
+    given = {
+        "type": type,
+        "location": _like_pattern(location) if location else None,
+        "min_price": min_price,
+        "max_price": max_price,
+        "min_rating": min_rating,
+    }
+    clauses = []
+    for name, clause in _FILTERS:
+        if given[name] is not None:
+            args.append(given[name])
+            clauses.append(clause.format(len(args)))
+    where = " AND ".join(clauses) or "true"
     rows = await conn.fetch(
         f"""
-        {_BUSY if dated else ""}
+        {_DATED if dated else ""}
         SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description,
-               u.full_name AS sitter_name, s.location, {RATING_SQL} AS rating,
-               s.rating_count AS total_reviews, count(*) OVER () AS total
-        FROM services v
-        JOIN sitters s ON s.user_id = v.sitter_id
-        JOIN users u ON u.user_id = v.sitter_id
-        WHERE s.status = 'approved' AND u.deleted_at IS NULL
-          AND ($1::text IS NULL OR v.type = $1)
-          AND ($2::text IS NULL OR s.location ILIKE $2)
-          AND ($3::numeric IS NULL OR v.price_per_hour >= $3)
-          AND ($4::numeric IS NULL OR v.price_per_hour <= $4)
-          AND ($5::numeric IS NULL OR {RATING_SQL} >= $5)
-          {_FITS if dated else ""}
-        ORDER BY {order}
-        LIMIT $6 OFFSET $7
+               v.sitter_name, v.location, v.rating, v.total_reviews, count(*) OVER () AS total
+        FROM service_search v {"JOIN zones z ON z.timezone = v.timezone" if dated else ""}
+        WHERE {where} {_FITS if dated else ""}
+        ORDER BY {SEARCH_ORDER[sort]}
+        LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
         """,
-        type,
-        _like_pattern(location) if location else None,
-        min_price,
-        max_price,
-        min_rating,
+        *args,
         limit,
         offset,
-        *((start_time, end_time) if dated else ()),
     )
     if rows:
         total = rows[0]["total"]
