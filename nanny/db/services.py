@@ -25,17 +25,20 @@ class Service:
     sitter_status: str
 
 
-@dataclass(frozen=True, slots=True)
-class SearchRow:
-    service_id: int
-    sitter_id: int
-    type: str
-    price_per_hour: Decimal
-    description: str
-    sitter_name: str
-    location: str
-    rating: Decimal
-    total_reviews: int
+# A search result's fields, as the API writes them. Price and rating come as float8 (both are
+# exact in 2 places), which orjson writes itself: as Decimals each went through encoding's
+# rounding hook, twice per row.
+SEARCH_FIELDS = (
+    "service_id",
+    "sitter_id",
+    "type",
+    "price_per_hour",
+    "description",
+    "sitter_name",
+    "location",
+    "rating",
+    "total_reviews",
+)
 
 
 # A deleted sitter's services are nobody's to book or see, whatever its approval said.
@@ -183,7 +186,8 @@ SEARCH_ORDER = {
 # (a clause "$1 IS NULL OR type = $1" had PostgreSQL plan every search afresh).
 _FILTERS = (
     ("type", "v.type = ${}"),
-    ("location", "v.location_key LIKE lower(${})"),
+    # The pattern lowered once (a subquery), not once per row.
+    ("location", "v.location_key LIKE (SELECT lower(${}))"),
     ("min_price", "v.price_per_hour >= ${}"),
     ("max_price", "v.price_per_hour <= ${}"),
     ("min_rating", "v.rating >= ${}"),
@@ -194,7 +198,7 @@ _FILTERS = (
 # of a visible sitter (search_zones, a handful), what the booking rule needs of the window in
 # that zone, computed once per zone rather than once per row.
 _DATED = """
-    WITH busy AS (
+    busy AS (
         SELECT b.sitter_id FROM bookings b
         WHERE b.status IN ('pending', 'confirmed')
           AND tstzrange(b.start_time, b.end_time, '[)') && tstzrange($1, $2, '[)')
@@ -209,7 +213,7 @@ _DATED = """
                extract(epoch FROM ($2 AT TIME ZONE timezone) - ($1 AT TIME ZONE timezone)::date)
                    AS end_second
         FROM search_zones
-    )
+    ),
 """
 # ... and the weekly schedule: the rule of migrations/functions/nanny_outside_schedule.sql
 # written out here, so that only walks look up intervals and whole days are one mask test;
@@ -244,10 +248,10 @@ async def search_services(
     sort: str = "-rating",
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list[SearchRow], int]:
-    """Services of approved sitters matching every given filter, one page of them, and how
-    many match in all (counted by a window over the same statement). With dates (both or
-    neither) only the services whose sitter the booking would fit then."""
+) -> tuple[list[dict], int]:
+    """Services of approved sitters matching every given filter, one page of them (dicts of
+    SEARCH_FIELDS), and how many match in all (counted by a window over the same statement).
+    With dates (both or neither) only the services whose sitter the booking would fit then."""
     dated = start_time is not None
     args: list[object] = [start_time, end_time] if dated else []
     given = {
@@ -263,15 +267,22 @@ async def search_services(
             args.append(given[name])
             clauses.append(clause.format(len(args)))
     where = " AND ".join(clauses) or "true"
+    # The matches are found and counted from the covering index alone (service_search_find_idx);
+    # only the page's rows are read from the table.
     rows = await conn.fetch(
         f"""
-        {_DATED if dated else ""}
-        SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description,
-               v.sitter_name, v.location, v.rating, v.total_reviews, count(*) OVER () AS total
-        FROM service_search v {"JOIN zones z ON z.timezone = v.timezone" if dated else ""}
-        WHERE {where} {_FITS if dated else ""}
+        WITH {_DATED if dated else ""} page AS (
+            SELECT v.service_id, count(*) OVER () AS total
+            FROM service_search v {"JOIN zones z ON z.timezone = v.timezone" if dated else ""}
+            WHERE {where} {_FITS if dated else ""}
+            ORDER BY {SEARCH_ORDER[sort]}
+            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
+        )
+        SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour::float8 AS price_per_hour,
+               v.description, v.sitter_name, v.location, v.rating::float8 AS rating,
+               v.total_reviews, p.total
+        FROM page p JOIN service_search v USING (service_id)
         ORDER BY {SEARCH_ORDER[sort]}
-        LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
         """,
         *args,
         limit,
@@ -298,4 +309,4 @@ async def search_services(
         )[1]
     else:
         total = 0
-    return [SearchRow(**{k: r[k] for k in SearchRow.__slots__}) for r in rows], total
+    return [{k: r[k] for k in SEARCH_FIELDS} for r in rows], total

@@ -108,20 +108,6 @@ def service_json(service: db_services.Service) -> dict:
     }
 
 
-def search_row_json(row: db_services.SearchRow) -> dict:
-    return {
-        "service_id": row.service_id,
-        "sitter_id": row.sitter_id,
-        "type": row.type,
-        "price_per_hour": row.price_per_hour,
-        "description": row.description,
-        "sitter_name": row.sitter_name,
-        "location": row.location,
-        "rating": row.rating,
-        "total_reviews": row.total_reviews,
-    }
-
-
 def _may_see(user: db_users.User | None, sitter_id: int, sitter_status: str) -> bool:
     if sitter_status == "approved":
         return True
@@ -165,7 +151,7 @@ async def search_services(request: web.Request, query: SearchQuery) -> web.Respo
                 limit=query.limit,
                 offset=query.offset,
             )
-        return dumps([search_row_json(r) for r in rows]), total
+        return dumps(rows), total
 
     # Search is public and identical for everyone: repeated queries are answered from memory
     # (encoded once) for up to SEARCH_CACHE_SECONDS.
