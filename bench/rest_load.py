@@ -5,10 +5,8 @@ service by id, get booking, owner's bookings list, create booking and login. The
 (both searches, reviews, service) run twice: with the per-process public-read cache
 (SEARCH_CACHE_SECONDS, default, or `--search-cache-seconds`) and again against a server
 started with it off (`… nocache`). Before the scenarios it prints each server process's idle
-RSS. Search with dates against plain search, both from the database:
-
-    python bench/rest_load.py --scale 1 10 --workers 1 --only search search_dates \
-        --search-cache-seconds 0
+RSS. How search's cost grows from scale 1 to 10 is `bench/search_growth.py`, which alternates the
+scales round by round (measured one after the other here, the machine's drift falls on one).
 
 With `--profile DIR`, py-spy samples every worker during each scenario and the script prints
 where the workers' time went (functions by share of samples, the flame graph data in DIR).
