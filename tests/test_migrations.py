@@ -15,6 +15,7 @@ from nanny.db.migrate import (
     connect_backend,
     rollback_migrations,
 )
+from tests.test_search_table import EXPECTED, KEPT
 
 TABLES = {
     "users",
@@ -175,3 +176,48 @@ async def test_a_changed_trigger_function_is_replaced_in_place(empty_database_ur
         "bookings_notify_insert", "bookings_notify_status", "reviews_notify_insert",
         "sitters_notify_status",
     ]  # fmt: skip
+
+
+async def test_the_search_table_is_filled_from_the_rows_already_there(empty_database_url):
+    """Migration 0014 on a database with sitters in every state: the table holds exactly the
+    services of the approved, live ones."""
+    _apply_before(empty_database_url, "0014.search_table")
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        for name, status, deleted in [
+            ("Aru", "approved", False),
+            ("Bek", "pending", False),
+            ("Dana", "approved", True),
+            ("Erlan", "rejected", False),
+        ]:
+            user_id = await conn.fetchval(
+                "INSERT INTO users (email, full_name, password_hash, role, deleted_at) "
+                "VALUES ($1, $2, 'h', 'sitter', CASE WHEN $3 THEN now() END) RETURNING user_id",
+                f"{name.lower()}@example.kz",
+                name,
+                deleted,
+            )
+            await conn.execute(
+                "INSERT INTO sitters (user_id, status, location, rating_count, rating_sum, "
+                "timezone) VALUES ($1, $2, 'Almaty', 3, 13, 'Asia/Aqtobe')",
+                user_id,
+                status,
+            )
+            await conn.executemany(
+                "INSERT INTO services (sitter_id, type, price_per_hour) VALUES ($1, $2, 1500)",
+                [(user_id, "walking"), (user_id, "boarding")],
+            )
+    finally:
+        await conn.close()
+    apply_migrations(empty_database_url)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        kept = await conn.fetch(KEPT)
+        assert [dict(r) for r in kept] == [dict(r) for r in await conn.fetch(EXPECTED)]
+        assert {(r["sitter_name"], str(r["rating"])) for r in kept} == {("Aru", "4.33")}
+        assert len(kept) == 2
+        assert await conn.fetchval("SELECT array_agg(timezone) FROM search_zones") == [
+            "Asia/Aqtobe"
+        ]
+    finally:
+        await conn.close()
