@@ -37,6 +37,18 @@ CREATE INDEX service_search_find_idx ON service_search (type)
 -- zone rather than once per row.
 CREATE TABLE search_zones (timezone text PRIMARY KEY);
 
+-- What service_search holds, defined once: the refresh reads it for one sitter.
+CREATE VIEW service_search_source AS
+SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description,
+       u.full_name AS sitter_name, s.location,
+       CASE WHEN s.rating_count = 0 THEN 0::numeric
+            ELSE round(s.rating_sum::numeric / s.rating_count, 2) END AS rating,
+       s.rating_count AS total_reviews, s.timezone, s.schedule_days
+FROM services v
+JOIN sitters s ON s.user_id = v.sitter_id
+JOIN users u ON u.user_id = v.sitter_id
+WHERE s.status = 'approved' AND u.deleted_at IS NULL;
+
 CREATE FUNCTION nanny_refresh_search(p_sitter_id integer) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- NO KEY UPDATE: conflicts with the sitter's own updates and other refreshes, not with
@@ -45,25 +57,14 @@ BEGIN
     DELETE FROM service_search x
     WHERE x.sitter_id = p_sitter_id
       AND x.service_id NOT IN (
-          SELECT v.service_id FROM services v
-          JOIN sitters s ON s.user_id = v.sitter_id
-          JOIN users u ON u.user_id = v.sitter_id
-          WHERE v.sitter_id = p_sitter_id AND s.status = 'approved' AND u.deleted_at IS NULL);
+          SELECT service_id FROM service_search_source WHERE sitter_id = p_sitter_id);
     INSERT INTO search_zones
     SELECT s.timezone FROM sitters s WHERE s.user_id = p_sitter_id AND s.status = 'approved'
     ON CONFLICT DO NOTHING;
     INSERT INTO service_search AS x (service_id, sitter_id, type, price_per_hour, description,
                                      sitter_name, location, rating, total_reviews, timezone,
                                      schedule_days)
-    SELECT v.service_id, v.sitter_id, v.type, v.price_per_hour, v.description, u.full_name,
-           s.location,
-           CASE WHEN s.rating_count = 0 THEN 0::numeric
-                ELSE round(s.rating_sum::numeric / s.rating_count, 2) END,
-           s.rating_count, s.timezone, s.schedule_days
-    FROM services v
-    JOIN sitters s ON s.user_id = v.sitter_id
-    JOIN users u ON u.user_id = v.sitter_id
-    WHERE v.sitter_id = p_sitter_id AND s.status = 'approved' AND u.deleted_at IS NULL
+    SELECT * FROM service_search_source WHERE sitter_id = p_sitter_id
     ON CONFLICT (service_id) DO UPDATE SET
         sitter_id = EXCLUDED.sitter_id, type = EXCLUDED.type,
         price_per_hour = EXCLUDED.price_per_hour, description = EXCLUDED.description,
