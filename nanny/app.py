@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from nanny import PROJECT_ROOT, i18n, inflight, metrics, ratelimit
-from nanny.cache import TtlCache
+from nanny.cache import PartyCache, TtlCache
 from nanny.config import Settings
 from nanny.db.pool import create_pool
 from nanny.events import AVAILABILITY_LISTENERS, BOOKING_LISTENERS, LATER
@@ -48,6 +48,7 @@ from nanny.http.middlewares import (
     method_not_allowed_middleware,
 )
 from nanny.keys import (
+    BOOKING_CACHE,
     CPU_EXECUTOR,
     HEALTH_CHECKS,
     IN_FLIGHT,
@@ -122,7 +123,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def finish_requests(app: web.Application) -> None:
     """Answer every request in flight within SHUTDOWN_TIMEOUT_SECONDS (nanny.inflight)."""
-    caches = (app[USER_CACHE], app[SEARCH_CACHE])
+    caches = (app[USER_CACHE], app[SEARCH_CACHE], app[BOOKING_CACHE])
     await app[IN_FLIGHT].drain(
         app[SETTINGS].shutdown_timeout_seconds,
         also=lambda: [load for cache in caches for load in cache.loads()] + app[LATER].pending(),
@@ -171,6 +172,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics.create_metrics()
     app[SEARCH_CACHE] = TtlCache(settings.search_cache_seconds)
     app[USER_CACHE] = TtlCache(settings.auth_cache_seconds, max_entries=50_000)
+    app[BOOKING_CACHE] = PartyCache(settings.booking_cache_seconds)
     app[WS_LIMITS] = WsLimits()
     app[WS_COMMANDS] = ws_commands.chat_commands()
     app[IN_FLIGHT] = inflight.InFlight()

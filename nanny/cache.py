@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 
@@ -58,6 +58,10 @@ class TtlCache:
         """The loads under way (a shutdown lets them end before the pool closes)."""
         return list(self._loading.values())
 
+    def discard(self, key: Hashable) -> None:
+        """Drop one entry that should not have been kept (loads under way stay)."""
+        self._entries.pop(key, None)
+
     def forget(self, key: Hashable) -> None:
         """Drop one entry; a load already under way must not bring it back, nor hand what it
         read before the change to a request that comes after it."""
@@ -65,7 +69,68 @@ class TtlCache:
         self._loading.pop(key, None)
         self._generation += 1
 
-    def clear(self) -> None:
-        self._entries.clear()
+    def abandon_loads(self) -> None:
+        """Keep the entries, but let no load under way store its answer or serve a later
+        request."""
         self._loading.clear()
         self._generation += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.abandon_loads()
+
+
+class PartyCache:
+    """A per-process cache of answers that show users' bookings: a booking by id, a user's
+    booking lists. Every change of a booking names its parties (`changed`), which outdates
+    every entry showing a booking of theirs: a list is keyed by its user's version, a booking
+    remembers both parties' versions and is reloaded once either moved. A load under way when
+    a change arrives serves its waiters but is not kept, and later requests start afresh."""
+
+    def __init__(self, ttl: float, max_entries: int = 20_000):
+        self._entries = TtlCache(ttl, max_entries)
+        self._versions: dict[int, int] = {}
+
+    @property
+    def ttl(self) -> float:
+        return self._entries.ttl
+
+    async def get_or_load(
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[Any]],
+        parties: Callable[[Any], tuple[int, ...]],
+    ) -> Any:
+        """`load`'s value for `key`, reused while none of `parties(value)` changed. A None
+        value (nothing found) is not kept: what is created next has parties of its own."""
+
+        async def versioned() -> tuple[Any, tuple[int, ...]]:
+            value = await load()
+            # No await since the read returned: had a change come meanwhile, the entries'
+            # generation moved and this is not kept (TtlCache._load).
+            return value, () if value is None else self._versions_of(parties(value))
+
+        while True:
+            value, versions = await self._entries.get_or_load(key, versioned)
+            if value is None:
+                self._entries.discard(key)
+                return None
+            if versions == self._versions_of(parties(value)):
+                return value
+            self._entries.forget(key)
+
+    def _versions_of(self, user_ids: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self._versions.get(u, 0) for u in user_ids)
+
+    def changed(self, user_ids: Iterable[int]) -> None:
+        """The bookings of these users changed: what shows them is outdated."""
+        for user_id in user_ids:
+            self._versions[user_id] = self._versions.get(user_id, 0) + 1
+        self._entries.abandon_loads()
+
+    def clear(self) -> None:
+        self._versions.clear()
+        self._entries.clear()
+
+    def loads(self) -> list[asyncio.Task]:
+        return self._entries.loads()

@@ -98,6 +98,10 @@ class Settings:
     search_cache_seconds: float = 1.0
     # How long a process may reuse an authenticated user's row (0 disables).
     auth_cache_seconds: float = 30.0
+    # How long a process may reuse a booking or a booking list it read (0 disables); every
+    # change outdates them on every process before it is answered, so this bounds only what a
+    # process cut off from Redis may miss.
+    booking_cache_seconds: float = 10.0
     # Prefix of every Redis key and channel, so deployments (and tests) sharing one Redis
     # server never see each other's rooms.
     redis_prefix: str = "nanny"
@@ -347,6 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout_seconds=_positive_number(env, "SHUTDOWN_TIMEOUT_SECONDS", 10.0),
         search_cache_seconds=_non_negative_number(env, "SEARCH_CACHE_SECONDS", 1.0),
         auth_cache_seconds=_non_negative_number(env, "AUTH_CACHE_SECONDS", 30.0),
+        booking_cache_seconds=_non_negative_number(env, "BOOKING_CACHE_SECONDS", 10.0),
         redis_prefix=redis_prefix,
         presence_ttl_seconds=_positive_number(env, "PRESENCE_TTL_SECONDS", 20.0),
         media_dir=Path(media_dir) if media_dir else None,

@@ -43,6 +43,7 @@ from nanny import events
 from nanny.db import bookings as db_bookings
 from nanny.db import media as db_media
 from nanny.http.booking_json import event_json
+from nanny.http.bookings import bookings_changed
 from nanny.keys import MEDIA, METRICS, POOL, SETTINGS
 
 log = logging.getLogger("nanny.expiry")
@@ -93,6 +94,7 @@ async def run_expiry_if_due(app: web.Application) -> float:
         app[SETTINGS].pending_ttl_hours,
         (": " + ", ".join(str(b.booking_id) for b in cancelled)) if cancelled else "",
     )
+    await bookings_changed(app, cancelled)
     for booking in cancelled:
         await events.booking_changed(app, event_json(booking))
     removed = await app[MEDIA].collect_garbage()

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 from aiohttp import web
 
-from nanny.cache import TtlCache
+from nanny.cache import PartyCache, TtlCache
 from nanny.catalogs import I18n
 from nanny.chat.messages import Chat
 from nanny.config import Settings
@@ -50,6 +50,8 @@ WS_COMMANDS = web.AppKey("ws_commands", CommandRegistry)
 WS_LIMITS = web.AppKey("ws_limits", WsLimits)
 # Live users by id, per process (nanny.http.security.current_user); cleared by local user writes.
 USER_CACHE = web.AppKey("user_cache", TtlCache)
+# Bookings and booking lists as read, outdated on every process by each change (ChatHub).
+BOOKING_CACHE = web.AppKey("booking_cache", PartyCache)
 # The compiled catalogs and one template environment per language (nanny.catalogs, nanny.i18n).
 I18N = web.AppKey("i18n", I18n)
 # Photos: their use cases, storage and image worker (nanny.media.library), and the signer of

@@ -239,6 +239,35 @@ async def booking_room(client):
 
 
 @pytest.fixture
+async def two_processes(settings, redis_server_url, aiohttp_client):
+    """Two real `nanny serve` processes and an in-process app on the same database and Redis
+    prefix: (process one, process two, the in-process client, an aiohttp session)."""
+    import dataclasses
+
+    import aiohttp
+
+    from nanny.app import create_app
+    from tests.chat_support import Server, server_env
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    env = server_env(settings.database_url, redis_server_url, REDIS_PREFIX=prefix)
+    one, two = Server(env).start(), Server(env).start()
+    session = aiohttp.ClientSession()
+    try:
+        local = dataclasses.replace(
+            settings, redis_url=redis_server_url, redis_prefix=prefix, rate_limit_enabled=False
+        )
+        client = await aiohttp_client(create_app(local))
+        for server in (one, two):
+            assert (await server.healthy())["redis"] == "ok"
+        yield one, two, client, session
+    finally:
+        await session.close()
+        for server in (one, two):
+            server.kill()
+
+
+@pytest.fixture
 def smtp():
     """A real SMTP server (aiosmtpd) on a free local port, keeping what it receives."""
     from tests.smtp_server import SmtpServer

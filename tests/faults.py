@@ -83,3 +83,35 @@ class TcpProxy:
 
     async def close(self) -> None:
         await self.cut()
+
+
+@contextlib.asynccontextmanager
+async def app_deaf_to_redis(settings, redis_url: str, aiohttp_client):
+    """An in-process app whose Redis goes through a TcpProxy; `deafen()` cuts it and returns once
+    the app noticed (it hears no other process's changes): yields (client, deafen)."""
+    import dataclasses
+    import uuid
+
+    from nanny.app import create_app
+    from nanny.keys import CHAT_HUB
+
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(host=parts.hostname, port=parts.port)
+    await proxy.start()
+    try:
+        local = dataclasses.replace(
+            settings,
+            redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}",
+            redis_prefix=f"t{uuid.uuid4().hex[:10]}",
+        )
+        client = await aiohttp_client(create_app(local))
+
+        async def deafen() -> None:
+            broker = client.app[CHAT_HUB].broker
+            await proxy.cut()
+            while broker.connected:
+                await asyncio.sleep(0.02)
+
+        yield client, deafen
+    finally:
+        await proxy.close()

@@ -7,41 +7,15 @@ one process created services on the other in 3 of 30 tries."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import uuid
-from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
 
-from nanny.app import create_app
-from nanny.keys import CHAT_HUB, POOL
-from tests.chat_support import Server, recv, server_env
+from nanny.keys import POOL
+from tests.chat_support import Server, recv
 from tests.factories import PASSWORD, login, make_admin, make_owner, make_sitter
-from tests.faults import TcpProxy
+from tests.faults import app_deaf_to_redis
 
 TRIES = 30
-
-
-@pytest.fixture
-async def two_processes(settings, redis_server_url, aiohttp_client):
-    """(process one, process two, an in-process app on the same database and Redis, a session)."""
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    env = server_env(settings.database_url, redis_server_url, REDIS_PREFIX=prefix)
-    one, two = Server(env).start(), Server(env).start()
-    session = aiohttp.ClientSession()
-    try:
-        local = dataclasses.replace(
-            settings, redis_url=redis_server_url, redis_prefix=prefix, rate_limit_enabled=False
-        )
-        client = await aiohttp_client(create_app(local))
-        for server in (one, two):
-            assert (await server.healthy())["redis"] == "ok"
-        yield one, two, client, session
-    finally:
-        await session.close()
-        for server in (one, two):
-            server.kill()
 
 
 async def test_a_rejected_sitter_cannot_create_services_anywhere(two_processes):
@@ -117,28 +91,14 @@ async def test_a_process_deaf_to_the_others_reads_users_from_the_database(
 ):
     """While this process cannot hear other processes' user changes (Redis away), it does not
     trust its cache: a deletion made elsewhere holds here at once, not after 30 s."""
-    parts = urlsplit(redis_server_url)
-    proxy = TcpProxy(host=parts.hostname, port=parts.port)
-    await proxy.start()
-    try:
-        local = dataclasses.replace(
-            settings,
-            redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}",
-            redis_prefix=f"t{uuid.uuid4().hex[:10]}",
-        )
-        client = await aiohttp_client(create_app(local))
+    async with app_deaf_to_redis(settings, redis_server_url, aiohttp_client) as (client, deafen):
         owner = await make_owner(client)
         assert (await client.get("/api/auth/me", headers=owner.headers)).status == 200
-        broker = client.app[CHAT_HUB].broker
-        await proxy.cut()
-        while broker.connected:
-            await asyncio.sleep(0.02)
+        await deafen()
         await client.app[POOL].execute(
             "UPDATE users SET deleted_at = now(), email = NULL WHERE user_id = $1", owner.user_id
         )
         assert (await client.get("/api/auth/me", headers=owner.headers)).status == 401
-    finally:
-        await proxy.close()
 
 
 async def test_sockets_of_ended_tokens_close_everywhere(two_processes):

@@ -19,6 +19,7 @@ from nanny.db import users as db_users
 from nanny.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from nanny.http import security
 from nanny.http.booking_json import event_json
+from nanny.http.bookings import bookings_changed
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Out, Query
@@ -251,6 +252,7 @@ async def add_time_off(request: web.Request, user: db_users.User, body: TimeOffI
                 details={"booking_id": added.clash_booking_id, "field": "start_time"},
             )
         declined = await db_bookings.get_bookings(conn, added.cancelled)
+    await bookings_changed(request.app, declined)
     for booking in declined:
         await events.booking_changed(request.app, event_json(booking))
     await events.availability_changed(request.app, sitter_id)

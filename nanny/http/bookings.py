@@ -7,6 +7,7 @@ only then do the two parties need to reach each other outside the chat."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -20,7 +21,7 @@ from nanny.config import Settings
 from nanny.db import bookings as db_bookings
 from nanny.db import users as db_users
 from nanny.db.bookings import CreationOutcome
-from nanny.encoding import rfc3339
+from nanny.encoding import encode, rfc3339
 from nanny.errors import (
     Conflict,
     Forbidden,
@@ -40,9 +41,9 @@ from nanny.http.booking_json import (
 )
 from nanny.http.endpoint import endpoint, path_id
 from nanny.http.pets import OWNER_ID_DOC, check_redundant_owner
-from nanny.http.responses import json_response, list_response
+from nanny.http.responses import encoded_list_response, json_response
 from nanny.http.schemas import Body, Out, Paging
-from nanny.keys import POOL, SETTINGS
+from nanny.keys import BOOKING_CACHE, CHAT_HUB, POOL, SETTINGS
 from nanny.validation import Id, Timestamp
 
 routes = web.RouteTableDef()
@@ -73,6 +74,34 @@ class BookingCreated(Out):
 
 class BookingListQuery(Paging):
     status: BookingStatus | None = None
+
+
+def _parties(booking: db_bookings.Booking) -> tuple[int, int]:
+    return booking.owner_id, booking.sitter_id
+
+
+async def bookings_changed(app: web.Application, bookings: Iterable[db_bookings.Booking]) -> None:
+    """Committed changes of these bookings: every process forgets what it keeps of their
+    parties' bookings before this returns (the caller answers after it)."""
+    await app[CHAT_HUB].bookings_changed({u for b in bookings for u in _parties(b)})
+
+
+def _cache_usable(app: web.Application) -> bool:
+    # Deaf to other processes' changes (Redis is away): trust only the database.
+    return app[CHAT_HUB].broker.connected
+
+
+async def cached_booking(app: web.Application, booking_id: int) -> db_bookings.Booking | None:
+    """The booking as last read by this process, unless a change of its owner's or sitter's
+    bookings came since (nanny.cache.PartyCache); authorization is the caller's."""
+
+    async def load() -> db_bookings.Booking | None:
+        async with app[POOL].acquire() as conn:
+            return await db_bookings.get_booking(conn, booking_id)
+
+    if not _cache_usable(app):
+        return await load()
+    return await app[BOOKING_CACHE].get_or_load(("booking", booking_id), load, _parties)
 
 
 async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
@@ -135,6 +164,7 @@ async def create_booking(
             )
             raise _overlap_conflict(clash) from None
     booking = _created_or_refused(done, settings)
+    await bookings_changed(request.app, [booking])
     events.announce_later(request.app, event_json(booking))
     return json_response(
         {
@@ -208,9 +238,9 @@ def _overlap_conflict(clash: db_bookings.Clash | None) -> Conflict:
     errors=(ValidationFailed, Unauthorized, NotFound),
 )
 async def get_booking(request: web.Request, user: db_users.User) -> web.Response:
-    booking_id = path_id(request)
-    async with request.app[POOL].acquire() as conn:
-        booking = await visible_booking(conn, booking_id, user)
+    booking = await cached_booking(request.app, path_id(request))
+    if booking is None or not may_view(booking, user.user_id, user.role):
+        raise NotFound("No such booking")
     return json_response(booking_json(booking, user.user_id))
 
 
@@ -229,6 +259,7 @@ async def _refusal(conn, booking_id: int, user: db_users.User, actor: str, needs
 
 
 async def _transitioned(request: web.Request, booking: db_bookings.Booking, user) -> web.Response:
+    await bookings_changed(request.app, [booking])
     events.announce_later(request.app, event_json(booking))
     return json_response(booking_json(booking, user.user_id))
 
@@ -290,18 +321,33 @@ async def complete_booking(request: web.Request, user: db_users.User) -> web.Res
 async def _list(request: web.Request, user, query: BookingListQuery, role: str) -> web.Response:
     user_id = path_id(request, f"{role}_id")
     security.require_self_or_admin(user, user_id)
-    async with request.app[POOL].acquire() as conn:
-        if user_id != user.user_id and await db_users.get_user(conn, user_id) is None:
-            raise NotFound("No such user")
-        bookings, total = await db_bookings.list_bookings(
-            conn,
-            owner_id=user_id if role == "owner" else None,
-            sitter_id=user_id if role == "sitter" else None,
-            status=query.status,
-            limit=query.limit,
-            offset=query.offset,
-        )
-    return list_response([booking_row_json(b, user.user_id) for b in bookings], total)
+    app = request.app
+    own = user_id == user.user_id
+    if not own:
+        async with app[POOL].acquire() as conn:
+            if await db_users.get_user(conn, user_id) is None:
+                raise NotFound("No such user")
+
+    async def load() -> tuple[bytes, int]:
+        async with app[POOL].acquire() as conn:
+            bookings, total = await db_bookings.list_bookings(
+                conn,
+                owner_id=user_id if role == "owner" else None,
+                sitter_id=user_id if role == "sitter" else None,
+                status=query.status,
+                limit=query.limit,
+                offset=query.offset,
+            )
+        # Contacts depend only on whether the viewer is the listed user: an admin is never
+        # a party, so every admin sees the same page.
+        return encode([booking_row_json(b, user.user_id) for b in bookings]), total
+
+    if _cache_usable(app):
+        key = (role, user_id, query.status, query.limit, query.offset, own)
+        body, total = await app[BOOKING_CACHE].get_or_load(key, load, lambda _: (user_id,))
+    else:
+        body, total = await load()
+    return encoded_list_response(body, total)
 
 
 @routes.get("/api/owners/{owner_id}/bookings", name="owner_bookings")

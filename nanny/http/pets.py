@@ -25,7 +25,7 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.media import FILE_FIELD, ImageOut, uploaded_image
 from nanny.http.responses import json_response, list_response
 from nanny.http.schemas import Body, Out, Paging, Text
-from nanny.keys import MEDIA, MEDIA_URLS, POOL
+from nanny.keys import CHAT_HUB, MEDIA, MEDIA_URLS, POOL
 from nanny.media.urls import MediaUrls
 from nanny.validation import NOT_BLANK_SCHEMA, no_nul
 
@@ -192,6 +192,8 @@ async def delete_pet(request: web.Request, user: db_users.User) -> web.Response:
             raise Conflict("The pet has a pending or confirmed booking; cancel it first")
         # Its photo went with it (a cascade); now its files.
         await request.app[MEDIA].collect_garbage(conn)
+    # Its past bookings no longer name it (pet_id null).
+    await request.app[CHAT_HUB].bookings_changed([user.user_id])
     return web.Response(status=204)
 
 

@@ -22,7 +22,17 @@ def json_response(
 
 
 def list_response(items: list[Any], total: int) -> web.Response:
-    return json_response(items, headers={"X-Total-Count": str(total)})
+    return encoded_list_response(encode(items), total)
+
+
+def encoded_list_response(body: bytes, total: int) -> web.Response:
+    """A page already encoded as a JSON array."""
+    return web.Response(
+        body=body,
+        headers={"X-Total-Count": str(total)},
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def error_response(

@@ -20,7 +20,7 @@ from nanny.http.endpoint import endpoint, path_id
 from nanny.http.public import PublicAnswer, cached, public_answer, public_changed, respond
 from nanny.http.responses import json_response
 from nanny.http.schemas import Body, Money, Out, Paging, Text
-from nanny.keys import POOL, SEARCH_CACHE
+from nanny.keys import CHAT_HUB, POOL, SEARCH_CACHE
 from nanny.validation import Timestamp, decimal_parameter, no_nul
 
 routes = web.RouteTableDef()
@@ -304,4 +304,6 @@ async def delete_service(request: web.Request, user: db_users.User) -> web.Respo
     if not deleted:
         raise Conflict("The service has pending or confirmed bookings; settle them first")
     await public_changed(request.app)
+    # Its past bookings, of any owner, no longer name it (service_id null).
+    await request.app[CHAT_HUB].bookings_changed(None)
     return web.Response(status=204)

@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     # generation now; "c" a receipt is awaited)
     USER = "u"
     PUBLIC = "pub"  # what a public read shows changed: forget the cached answers ("c")
+    # bookings changed: outdate the cached answers showing those of "u" (absent: anyone's) ("c")
+    BOOKINGS = "bk"
     RECEIPT = "ack"  # a process handled the confirmed event "c"
     AVAILABILITY = "a"  # a sitter's schedule or time off changed ("to" the sitter)
 
@@ -43,10 +45,10 @@ class EventKind(StrEnum):
 KEPT_WHILE_DOWN = frozenset(
     {EventKind.MESSAGE, EventKind.READ, EventKind.BOOKING, EventKind.USER, EventKind.AVAILABILITY}
 )
-# Kinds every process hears on one shared channel (user and public-read changes reach every
-# process's caches, and their receipts the process waiting for them). An event addressed to a
-# user ("to") goes to that user's channel; the others to their room's.
-SHARED_KINDS = frozenset({EventKind.USER, EventKind.PUBLIC, EventKind.RECEIPT})
+# Kinds every process hears on one shared channel (user, public-read and booking changes reach
+# every process's caches, and their receipts the process waiting for them). An event addressed
+# to a user ("to") goes to that user's channel; the others to their room's.
+SHARED_KINDS = frozenset({EventKind.USER, EventKind.PUBLIC, EventKind.BOOKINGS, EventKind.RECEIPT})
 # How long a process waits for the others to confirm a user change before answering anyway.
 CONFIRM_TIMEOUT = 2.0
 

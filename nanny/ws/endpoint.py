@@ -29,6 +29,7 @@ from nanny.events import on_availability_changed, on_booking_changed
 from nanny.http import security
 from nanny.http.headers import cors_grant
 from nanny.keys import (
+    BOOKING_CACHE,
     CHAT,
     CHAT_HUB,
     HEALTH_CHECKS,
@@ -223,6 +224,7 @@ async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=app[POOL],
         user_cache=app[USER_CACHE],
         public_cache=app[SEARCH_CACHE],
+        booking_cache=app[BOOKING_CACHE],
         metrics=app[METRICS],
         presence_ttl=settings.presence_ttl_seconds,
         urls=app[MEDIA_URLS],

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import asyncpg
 
 from nanny.access import is_participant
-from nanny.cache import TtlCache
+from nanny.cache import PartyCache, TtlCache
 from nanny.chat.access import no_such_booking, require_participant
 from nanny.db import chat as db_chat
 from nanny.encoding import dumps
@@ -44,6 +44,7 @@ class ChatHub:
         pool: asyncpg.Pool,
         user_cache: TtlCache,
         public_cache: TtlCache,
+        booking_cache: PartyCache,
         metrics: Metrics,
         presence_ttl: float,
         urls: MediaUrls,
@@ -53,6 +54,12 @@ class ChatHub:
         self._pool = pool
         self._user_cache = user_cache
         self._public_cache = public_cache
+        self._booking_cache = booking_cache
+        # Booking changes not yet confirmed by the other processes: one publish carries all
+        # that came while the previous one was on its way (None: every user's).
+        self._changed_users: set[int] | None = set()
+        self._changes_sent: asyncio.Future | None = None
+        self._sending_changes = False
         self._metrics = metrics
         self._presence_ttl = presence_ttl
         self._tasks = TaskSet()
@@ -111,6 +118,9 @@ class ChatHub:
         self._user_cache.forget(user_id)
         # Public answers show users' names and only approved, undeleted sitters.
         self._public_cache.clear()
+        if deleted:
+            # The account's name and contacts are gone from the bookings of its other parties.
+            self._booking_cache.clear()
         for conn in list(self.feeds.connections(user_id)):
             if deleted:
                 conn.close(CLOSE_UNAUTHORIZED, "the account no longer exists")
@@ -122,6 +132,53 @@ class ChatHub:
         before this returns (as for a user change, the broker waits for the receipts)."""
         self._public_cache.clear()
         await self.broker.publish_confirmed({"k": EventKind.PUBLIC})
+
+    async def bookings_changed(self, user_ids: Iterable[int] | None) -> None:
+        """Bookings of these users (None: of anyone) changed: every process outdates what it
+        keeps of them (nanny.cache.PartyCache) before this returns, as for a user change. The
+        changes made while one confirmation is on its way share the next."""
+        users = None if user_ids is None else set(user_ids)
+        if users is not None and not users:
+            return
+        self._booking_cache_changed(users)
+        if self._changed_users is not None:
+            if users is None:
+                self._changed_users = None
+            else:
+                self._changed_users |= users
+        if self._changes_sent is None:
+            self._changes_sent = asyncio.get_running_loop().create_future()
+            if not self._sending_changes:
+                self._sending_changes = True
+                self._tasks.spawn(self._send_booking_changes())
+        # A cancelled request must not cancel the confirmation others wait on.
+        await asyncio.shield(self._changes_sent)
+
+    async def _send_booking_changes(self) -> None:
+        try:
+            while self._changes_sent is not None:
+                users, self._changed_users = self._changed_users, set()
+                sent, self._changes_sent = self._changes_sent, None
+                header: dict[str, Any] = {"k": EventKind.BOOKINGS}
+                if users is not None:
+                    header["u"] = sorted(users)
+                try:
+                    await self.broker.publish_confirmed(header)
+                except Exception:
+                    log.exception("publishing a change of bookings failed")
+                finally:
+                    sent.set_result(None)
+        finally:
+            self._sending_changes = False
+            if self._changes_sent is not None:  # cancelled (the hub stops): nobody waits on
+                self._changes_sent.set_result(None)
+                self._changes_sent = None
+
+    def _booking_cache_changed(self, users: set[int] | None) -> None:
+        if users is None:
+            self._booking_cache.clear()
+        else:
+            self._booking_cache.changed(users)
 
     async def shutdown(self) -> None:
         """Close every socket with 1001 once its in-flight frame is handled."""
@@ -213,6 +270,10 @@ class ChatHub:
         if kind == EventKind.PUBLIC:
             self._public_cache.clear()
             return
+        if kind == EventKind.BOOKINGS:
+            users = header.get("u")
+            self._booking_cache_changed(set(users) if isinstance(users, list) else None)
+            return
         room = self.rooms.get(header.get("b", 0))
         if room is None:
             return
@@ -245,6 +306,7 @@ class ChatHub:
             # Changes published while we were away were not heard: read them afresh.
             self._user_cache.clear()
             self._public_cache.clear()
+            self._booking_cache.clear()
         self._broker_seen = True
         await self.rooms.catch_up()
         await self.presence.refresh(self.rooms.all())
