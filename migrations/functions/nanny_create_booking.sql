@@ -47,7 +47,12 @@ CREATE OR REPLACE FUNCTION nanny_create_booking(
     OUT sitter_name text,
     OUT sitter_email text,
     OUT sitter_phone text
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+-- Every statement below has one good plan whatever the arguments (an index lookup by id, or the
+-- owner's pending bookings); left to choose, PostgreSQL re-planned some on every call, a tenth
+-- of a creation's database time.
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
     o record;

@@ -7,6 +7,10 @@
 -- midnight). Boarding and home care need every local day they touch to have an interval; their
 -- hours are not checked.
 --
+-- PL/pgSQL rather than SQL: an SQL function that cannot be inlined (this one has a subquery) is
+-- parsed and planned again in every transaction that calls it, a quarter of a creation's
+-- database time; PL/pgSQL keeps its plan for the session.
+--
 -- Used by nanny_create_booking (under the sitter's lock) and by the schedule change, which lists
 -- the bookings a new schedule leaves outside. Search writes the same rule out (cheaper per row)
 -- (nanny/db/services.py); tests/test_availability.py checks the two agree.
@@ -17,8 +21,9 @@ CREATE OR REPLACE FUNCTION nanny_outside_schedule(
     p_type text,
     p_start timestamptz,
     p_end timestamptz
-) RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT p_days <> 0 AND CASE
+) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN p_days <> 0 AND CASE
         WHEN p_type = 'walking' THEN NOT EXISTS (
             SELECT 1 FROM sitter_schedule w
             WHERE w.sitter_id = p_sitter_id
@@ -28,5 +33,6 @@ CREATE OR REPLACE FUNCTION nanny_outside_schedule(
               AND w.end_minute * 60 >= extract(epoch FROM (p_end AT TIME ZONE p_zone)
                                                 - (p_start AT TIME ZONE p_zone)::date))
         ELSE (nanny_days_mask(p_start, p_end, p_zone) & ~p_days) <> 0
-    END
+    END;
+END
 $$;

@@ -136,9 +136,10 @@ class ChatHub:
     async def bookings_changed(self, user_ids: Iterable[int] | None) -> None:
         """Bookings of these users (None: of anyone) changed: every process outdates what it
         keeps of them (nanny.cache.PartyCache) before this returns, as for a user change. The
-        changes made while one confirmation is on its way share the next."""
+        changes made while one confirmation is on its way share the next. Nothing to do when
+        the deployment keeps no bookings (BOOKING_CACHE_SECONDS=0, as every process is set)."""
         users = None if user_ids is None else set(user_ids)
-        if users is not None and not users:
+        if self._booking_cache.ttl <= 0 or (users is not None and not users):
             return
         self._booking_cache_changed(users)
         if self._changed_users is not None:
