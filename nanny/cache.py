@@ -85,11 +85,17 @@ class PartyCache:
     booking lists. Every change of a booking names its parties (`changed`), which outdates
     every entry showing a booking of theirs: a list is keyed by its user's version, a booking
     remembers both parties' versions and is reloaded once either moved. A load under way when
-    a change arrives serves its waiters but is not kept, and later requests start afresh."""
+    a change arrives serves its waiters but is not kept, and later requests start afresh.
 
-    def __init__(self, ttl: float, max_entries: int = 20_000):
+    Bounded: at most `max_entries` answers (a list page is up to a hundred bookings, some tens
+    of KiB), and the versions of at most `max_users` users, past which everything is dropped
+    and counting starts again (a long-running process would otherwise keep one per user whose
+    bookings ever changed)."""
+
+    def __init__(self, ttl: float, max_entries: int = 4096, max_users: int = 100_000):
         self._entries = TtlCache(ttl, max_entries)
         self._versions: dict[int, int] = {}
+        self._max_users = max_users
 
     @property
     def ttl(self) -> float:
@@ -124,6 +130,8 @@ class PartyCache:
 
     def changed(self, user_ids: Iterable[int]) -> None:
         """The bookings of these users changed: what shows them is outdated."""
+        if len(self._versions) >= self._max_users:
+            self.clear()
         for user_id in user_ids:
             self._versions[user_id] = self._versions.get(user_id, 0) + 1
         self._entries.abandon_loads()

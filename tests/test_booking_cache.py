@@ -228,3 +228,22 @@ async def test_nothing_found_is_not_kept():
 
 def test_the_booking_cache_has_its_setting(client):
     assert client.app[BOOKING_CACHE].ttl == 10.0
+
+
+async def test_the_versions_kept_are_bounded():
+    cache = PartyCache(ttl=60, max_users=3)
+    reads = iter(range(10))
+
+    async def load():
+        return {"owner": 1, "read": next(reads)}
+
+    def parties(value):
+        return (value["owner"],)
+
+    assert (await cache.get_or_load("k", load, parties))["read"] == 0
+    cache.changed([2, 3, 4])  # another user's changes: still kept
+    assert (await cache.get_or_load("k", load, parties))["read"] == 0
+    cache.changed([5])  # past the bound: everything dropped, counting afresh
+    assert (await cache.get_or_load("k", load, parties))["read"] == 1
+    cache.changed([1])
+    assert (await cache.get_or_load("k", load, parties))["read"] == 2
