@@ -1,7 +1,8 @@
-"""What a process keeps of the requests it answered: nothing that only a full garbage collection
-frees. The server collects cyclic garbage rarely on purpose (nanny.cli.tune_gc), so a reference
-cycle per request keeps every answer of the last seconds alive: a worker serving uncached reviews
-pages grew from 77 to 240 MiB, and to 81 MiB once the request tracking's cycle was broken."""
+"""What a process keeps of the requests it answered (reads, creations, uploads): nothing that
+only a full garbage collection frees. The server collects cyclic garbage rarely on purpose
+(nanny.cli.tune_gc), so a reference cycle per request keeps every answer of the last seconds
+alive, an upload's body with it: a worker serving uncached reviews pages grew from 77 to
+240 MiB, and to 81 MiB once the request tracking's cycle was broken."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from nanny import inflight
 from tests.factories import make_owner, make_sitter
 from tests.market import book, future, make_pet, make_service
+from tests.photos import attach
 from tests.rows import insert_booking
 
 
@@ -19,6 +21,8 @@ async def test_answered_requests_leave_no_reference_cycle(client):
     owner, sitter = await make_owner(client), await make_sitter(client)
     pet, service = await make_pet(client, owner), await make_service(client, sitter)
     booking_id = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
+    other = await make_sitter(client)
+    open_booking = await insert_booking(client, owner.user_id, other.user_id)
     reads = [
         (f"/api/bookings/{booking_id}", owner.headers),
         (f"/api/owners/{owner.user_id}/bookings", owner.headers),
@@ -35,6 +39,7 @@ async def test_answered_requests_leave_no_reference_cycle(client):
                 await (await client.get(path, headers=headers)).read()
             created = await book(client, owner, pet, service, future(hours))
             assert created.status == 201, await created.text()
+            await attach(client, owner, open_booking)  # an upload: its body must not stay
         gc.collect()
         kept = [o for o in gc.garbage if isinstance(o, inflight.Request | web.StreamResponse)]
     finally:
