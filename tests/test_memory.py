@@ -17,6 +17,14 @@ from tests.photos import attach
 from tests.rows import insert_booking
 
 
+def _of_a_request(thing: object) -> bool:
+    # aiohttp's exception of an unmatched route stays in a small cycle with its route object,
+    # holding neither the request nor a body.
+    if isinstance(thing, web.HTTPException):
+        return False
+    return isinstance(thing, inflight.Request | web.BaseRequest | web.StreamResponse)
+
+
 async def test_answered_requests_leave_no_reference_cycle(client):
     owner, sitter = await make_owner(client), await make_sitter(client)
     pet, service = await make_pet(client, owner), await make_service(client, sitter)
@@ -29,6 +37,7 @@ async def test_answered_requests_leave_no_reference_cycle(client):
         (f"/api/sitters/{sitter.user_id}/reviews", {}),
         ("/api/services/search?type=walking", {}),
         ("/api/bookings/999999", owner.headers),  # a 404 of ours
+        ("/api/no-such-path", {}),  # and aiohttp's
     ]
     gc.collect()
     gc.disable()
@@ -41,7 +50,7 @@ async def test_answered_requests_leave_no_reference_cycle(client):
             assert created.status == 201, await created.text()
             await attach(client, owner, open_booking)  # an upload: its body must not stay
         gc.collect()
-        kept = [o for o in gc.garbage if isinstance(o, inflight.Request | web.StreamResponse)]
+        kept = [o for o in gc.garbage if _of_a_request(o)]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

@@ -81,6 +81,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        # aiohttp keeps the exception of an unmatched route on the request's match info, and
+        # its traceback holds the request: a cycle that would keep both until a full collection.
+        exc.__traceback__ = None
         code, message = HTTP_CODES.get(exc.status, ("error", exc.reason))
         response = error_response(exc.status, code, message)
         if exc.status == 405 and "Allow" in exc.headers:
