@@ -23,7 +23,7 @@ TRIES = 10
 
 
 class Reader:
-    """GETs through one process, as one account."""
+    """Requests through one process, as one account."""
 
     def __init__(self, session: aiohttp.ClientSession, server: Server, headers: dict):
         self.session, self.server, self.headers = session, server, headers
