@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import uuid
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 
@@ -89,9 +91,6 @@ class TcpProxy:
 async def app_deaf_to_redis(settings, redis_url: str, aiohttp_client):
     """An in-process app whose Redis goes through a TcpProxy; `deafen()` cuts it and returns once
     the app noticed (it hears no other process's changes): yields (client, deafen)."""
-    import dataclasses
-    import uuid
-
     from nanny.app import create_app
     from nanny.keys import CHAT_HUB
 

@@ -86,31 +86,35 @@ async def bookings_changed(app: web.Application, bookings: Iterable[db_bookings.
     await app[CHAT_HUB].bookings_changed({u for b in bookings for u in _parties(b)})
 
 
-def _cache_usable(app: web.Application) -> bool:
-    # Deaf to other processes' changes (Redis is away): trust only the database.
-    return app[CHAT_HUB].broker.connected
+async def _through_cache(app: web.Application, key, load, parties):
+    """`load`'s answer, from the booking cache (nanny.cache.PartyCache) unless this process is
+    deaf to the others' changes (Redis is away): then only the database is trusted."""
+    if not app[CHAT_HUB].broker.connected:
+        return await load()
+    return await app[BOOKING_CACHE].get_or_load(key, load, parties)
 
 
 async def cached_booking(app: web.Application, booking_id: int) -> db_bookings.Booking | None:
     """The booking as last read by this process, unless a change of its owner's or sitter's
-    bookings came since (nanny.cache.PartyCache); authorization is the caller's."""
+    bookings came since; authorization is the caller's (`shown_to`)."""
 
     async def load() -> db_bookings.Booking | None:
         async with app[POOL].acquire() as conn:
             return await db_bookings.get_booking(conn, booking_id)
 
-    if not _cache_usable(app):
-        return await load()
-    return await app[BOOKING_CACHE].get_or_load(("booking", booking_id), load, _parties)
+    return await _through_cache(app, ("booking", booking_id), load, _parties)
 
 
-async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
+def shown_to(booking: db_bookings.Booking | None, user: db_users.User) -> db_bookings.Booking:
     """The booking if the caller is a participant or an admin; 404 otherwise (its existence is
     private)."""
-    booking = await db_bookings.get_booking(conn, booking_id)
     if booking is None or not may_view(booking, user.user_id, user.role):
         raise NotFound("No such booking")
     return booking
+
+
+async def visible_booking(conn, booking_id: int, user: db_users.User) -> db_bookings.Booking:
+    return shown_to(await db_bookings.get_booking(conn, booking_id), user)
 
 
 def _check_times(body: BookingCreate, settings: Settings) -> None:
@@ -238,9 +242,7 @@ def _overlap_conflict(clash: db_bookings.Clash | None) -> Conflict:
     errors=(ValidationFailed, Unauthorized, NotFound),
 )
 async def get_booking(request: web.Request, user: db_users.User) -> web.Response:
-    booking = await cached_booking(request.app, path_id(request))
-    if booking is None or not may_view(booking, user.user_id, user.role):
-        raise NotFound("No such booking")
+    booking = shown_to(await cached_booking(request.app, path_id(request)), user)
     return json_response(booking_json(booking, user.user_id))
 
 
@@ -342,11 +344,8 @@ async def _list(request: web.Request, user, query: BookingListQuery, role: str) 
         # a party, so every admin sees the same page.
         return encode([booking_row_json(b, user.user_id) for b in bookings]), total
 
-    if _cache_usable(app):
-        key = (role, user_id, query.status, query.limit, query.offset, own)
-        body, total = await app[BOOKING_CACHE].get_or_load(key, load, lambda _: (user_id,))
-    else:
-        body, total = await load()
+    key = (role, user_id, query.status, query.limit, query.offset, own)
+    body, total = await _through_cache(app, key, load, lambda _: (user_id,))
     return encoded_list_response(body, total)
 
 
