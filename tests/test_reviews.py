@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from nanny.keys import POOL
+from nanny.keys import POOL, SEARCH_CACHE
 from tests.factories import make_admin, make_owner, make_sitter
 from tests.rows import insert_booking
 
@@ -297,3 +297,67 @@ async def test_deleted_author_shown_as_deleted_user(client, world):
     resp = await client.get(f"/api/reviews/{review['review_id']}")
     assert (await resp.json())["owner_name"] == "Deleted user"
     await assert_consistent(client, sitter.user_id, 1, 5)
+
+
+# Texts whose JSON escaping differs from plain copying: quotes, backslashes, control characters,
+# Cyrillic and Kazakh letters, an emoji, a line separator and markup.
+AWKWARD_COMMENTS = (
+    'Said "good dog" \\ twice',
+    "line one\nline two\ttabbed",
+    "bell \x07 unit \x1f delete \x7f",
+    "Керемет! Өте жақсы 🐕",
+    "</script> \u2028 end",
+)
+
+
+async def test_the_page_shows_each_review_as_its_own_read_does(client):
+    """The page is joined in the database from each review's kept JSON (migration 0015), while a
+    single review is encoded by the server: they agree byte for byte, through an edit, a time
+    without microseconds, a rename of the author and the author's deletion."""
+    owner = await make_owner(client)
+    sitter = await make_sitter(client)
+    admin = await make_admin(client)
+    for comment in AWKWARD_COMMENTS:
+        booking = await insert_booking(client, owner.user_id, sitter.user_id, status="completed")
+        resp = await post_review(client, owner, booking_id=booking, rating=3, comment=comment)
+        assert resp.status == 201, await resp.text()
+    pool = client.app[POOL]
+    url = f"/api/sitters/{sitter.user_id}/reviews"
+
+    async def page_agrees_with_singles() -> list[dict]:
+        resp = await client.get(url)
+        assert resp.status == 200
+        body = await resp.read()
+        page = await resp.json()
+        singles = [await client.get(f"/api/reviews/{r['review_id']}") for r in page]
+        assert body == b"[" + b",".join([await s.read() for s in singles]) + b"]"
+        return page
+
+    page = await page_agrees_with_singles()
+    assert [r["comment"] for r in page] == list(AWKWARD_COMMENTS[::-1])
+
+    first = page[-1]["review_id"]
+    resp = await client.put(
+        f"/api/reviews/{first}", json={"rating": 5, "comment": "better"}, headers=owner.headers
+    )
+    assert resp.status == 200
+    await pool.execute(
+        "UPDATE reviews SET created_at = date_trunc('second', created_at) WHERE review_id = $1",
+        first,
+    )
+    page = await page_agrees_with_singles()
+    assert (page[-1]["rating"], page[-1]["comment"]) == (5, "better")
+    assert "." not in page[-1]["created_at"] and page[-1]["created_at"].endswith("Z")
+
+    # No endpoint renames a user yet; the kept JSON follows a rename all the same.
+    await pool.execute(
+        "UPDATE users SET full_name = 'Ayan \"A\"' WHERE user_id = $1", owner.user_id
+    )
+    client.app[SEARCH_CACHE].clear()
+    page = await page_agrees_with_singles()
+    assert {r["owner_name"] for r in page} == {'Ayan "A"'}
+
+    resp = await client.delete(f"/api/admin/users/{owner.user_id}", headers=admin.headers)
+    assert resp.status == 204
+    page = await page_agrees_with_singles()
+    assert {r["owner_name"] for r in page} == {"Deleted user"}

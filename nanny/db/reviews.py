@@ -181,53 +181,29 @@ async def delete_review(conn: asyncpg.Connection, review_id: int) -> bool:
         return True
 
 
-# The keys of a review in the API, in the order the page query selects them.
-REVIEW_KEYS = (
-    "review_id",
-    "booking_id",
-    "owner_id",
-    "sitter_id",
-    "owner_name",
-    "rating",
-    "comment",
-    "created_at",
-    "updated_at",
-)
-
-
-async def list_sitter_reviews(
+async def sitter_reviews_page(
     conn: asyncpg.Connection, sitter_id: int, *, limit: int, offset: int
-) -> tuple[list[dict], int] | None:
-    """A sitter's reviews, newest first, as dicts of REVIEW_KEYS ready to encode, and their
-    total; None when there is no such sitter. One statement: the sitter's row carries the total
-    (its aggregate equals count(*) of its reviews, kept in the same transactions) and a page
-    past the end still comes back as that row alone."""
-    rows = await conn.fetch(
+) -> tuple[bytes, int] | None:
+    """A sitter's reviews, newest first, as the JSON array the API answers, and their total;
+    None when there is no such sitter. One statement: each review carries its JSON (doc, kept by
+    migration 0015's triggers), joined here and sent as bytes, and the sitter's row carries the
+    total (its aggregate equals count(*) of its reviews, kept in the same transactions)."""
+    row = await conn.fetchrow(
         """
-        SELECT p.review_id, p.booking_id, p.owner_id, p.sitter_id, p.owner_name, p.rating,
-               p.comment, p.created_at, p.updated_at, s.rating_count
-        FROM sitters s
-        LEFT JOIN LATERAL (
-            SELECT r.review_id, r.booking_id, r.owner_id, r.sitter_id,
-                   u.full_name AS owner_name, r.rating, r.comment, r.created_at, r.updated_at
-            FROM reviews r JOIN users u ON u.user_id = r.owner_id
+        SELECT s.rating_count, convert_to('[' || array_to_string(ARRAY(
+            SELECT r.doc FROM reviews r
             WHERE r.sitter_id = s.user_id
             ORDER BY r.created_at DESC, r.review_id DESC
             LIMIT $2 OFFSET $3
-        ) p ON true
+        ), ',') || ']', 'UTF8')
+        FROM sitters s
         WHERE s.user_id = $1
         """,
         sitter_id,
         limit,
         offset,
     )
-    if not rows:
-        return None
-    total = rows[0]["rating_count"]
-    if rows[0]["review_id"] is None:  # no review on this page
-        return [], total
-    # zip stops at the keys: the trailing rating_count stays out.
-    return [dict(zip(REVIEW_KEYS, row, strict=False)) for row in rows], total
+    return None if row is None else (row[1], row[0])
 
 
 async def get_rating(conn: asyncpg.Connection, sitter_id: int) -> Rating | None:

@@ -209,10 +209,10 @@ async def sitter_reviews(request: web.Request, query: Paging) -> web.Response:
 
     async def load() -> PublicAnswer | None:
         async with request.app[POOL].acquire() as conn:
-            page = await db_reviews.list_sitter_reviews(
+            page = await db_reviews.sitter_reviews_page(
                 conn, sitter_id, limit=query.limit, offset=query.offset
             )
-        return None if page is None else public_answer(encode(page[0]), page[1])
+        return None if page is None else public_answer(*page)
 
     answer = await cached(request, ("sitter_reviews", sitter_id, query.limit, query.offset), load)
     if answer is None:
