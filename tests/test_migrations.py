@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+import orjson
 import pytest
 from yoyo import read_migrations
 
@@ -15,6 +16,7 @@ from nanny.db.migrate import (
     connect_backend,
     rollback_migrations,
 )
+from tests.rows import insert_booking
 from tests.test_search_table import EXPECTED, KEPT
 
 TABLES = {
@@ -221,3 +223,52 @@ async def test_the_search_table_is_filled_from_the_rows_already_there(empty_data
         ]
     finally:
         await conn.close()
+
+
+async def test_reviews_already_there_get_their_json(empty_database_url):
+    """Migration 0015 writes the kept JSON of the reviews it finds, times and all."""
+    _apply_before(empty_database_url, "0015.review_documents")
+    pool = await asyncpg.create_pool(empty_database_url, min_size=1, max_size=1)
+    try:
+        owner, sitter = [
+            await pool.fetchval(
+                "INSERT INTO users (email, full_name, password_hash, role) "
+                "VALUES ($1, $2, 'h', $3) RETURNING user_id",
+                f"{role}@example.kz",
+                name,
+                role,
+            )
+            for name, role in (("Aru \\ Ö", "owner"), ("Bek", "sitter"))
+        ]
+        await pool.execute(
+            "INSERT INTO sitters (user_id, status, location) VALUES ($1, 'approved', 'Almaty')",
+            sitter,
+        )
+        booking = await insert_booking(pool, owner, sitter, status="completed")
+        await pool.execute(
+            "INSERT INTO reviews (booking_id, owner_id, sitter_id, rating, comment, created_at, "
+            "updated_at) VALUES ($1, $2, $3, 4, 'fine\n\"dog\"', '2026-03-01 10:00:00+05', "
+            "'2026-03-02 11:12:13.000450+00')",
+            booking,
+            owner,
+            sitter,
+        )
+    finally:
+        await pool.close()
+    apply_migrations(empty_database_url)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        review_id, doc = await conn.fetchrow("SELECT review_id, doc FROM reviews")
+    finally:
+        await conn.close()
+    assert orjson.loads(doc) == {
+        "review_id": review_id,
+        "booking_id": booking,
+        "owner_id": owner,
+        "sitter_id": sitter,
+        "owner_name": "Aru \\ Ö",
+        "rating": 4,
+        "comment": 'fine\n"dog"',
+        "created_at": "2026-03-01T05:00:00Z",
+        "updated_at": "2026-03-02T11:12:13.000450Z",
+    }
