@@ -219,6 +219,6 @@ def create_app(settings: Settings) -> web.Application:
     api_docs.add_swagger_ui_files(app)
     setup_pages(app)
     app.add_routes(openapi.routes)
-    app.on_startup.append(openapi.build_on_startup)
+    app[openapi.OPENAPI_DOCUMENT] = openapi.Document()
     app.on_startup.append(index_fixed_paths)
     return app

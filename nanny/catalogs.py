@@ -24,12 +24,31 @@ CATALOG_DIR = PROJECT_ROOT / "locale"
 DOMAIN = "messages"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Catalog:
     locale: str
     translations: Translations
-    script_json: bytes  # the scripts' catalog: messages, plural rule, formats
-    version: str  # a hash of script_json, for its URL
+    messages: dict[str, str | list[str]]  # the translated ones, keyed as gettext keys them
+    plural_forms: str
+
+    # The scripts' catalog holds the language's formats, read from its CLDR data: some 2 MiB a
+    # language once Babel has loaded them (7 MiB for the three, with the root locale's), so it
+    # is made when a page first asks for it, not when the catalog is compiled.
+    @functools.cached_property
+    def script_json(self) -> bytes:
+        """The scripts' catalog: messages, plural rule, formats."""
+        body = {
+            "locale": self.locale,
+            "plural_forms": self.plural_forms,
+            "messages": self.messages,
+            "formats": formats.script_formats(self.locale),
+        }
+        return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+    @functools.cached_property
+    def version(self) -> str:
+        """A hash of script_json, for its URL."""
+        return hashlib.sha256(self.script_json).hexdigest()[:16]
 
 
 def catalog_path(locale: str, directory: Path = CATALOG_DIR) -> Path:
@@ -64,15 +83,8 @@ def _compiled(locale: str, path: Path, mtime_ns: int, size: int) -> Catalog:
                 messages[key] = forms
         elif message.string:
             messages[key] = message.string
-    body = {
-        "locale": locale,
-        "plural_forms": catalog.plural_forms,
-        "messages": messages,
-        "formats": formats.script_formats(locale),
-    }
-    data = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    version = hashlib.sha256(data).hexdigest()[:16]
-    return Catalog(locale, Translations(compiled, domain=DOMAIN), data, version)
+    translations = Translations(compiled, domain=DOMAIN)
+    return Catalog(locale, translations, messages, catalog.plural_forms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,10 @@ alive, an upload's body with it: a worker serving uncached reviews pages grew fr
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
+import textwrap
 
 from aiohttp import web
 
@@ -15,6 +19,7 @@ from tests.factories import make_owner, make_sitter
 from tests.market import book, future, make_pet, make_service
 from tests.photos import attach
 from tests.rows import insert_booking
+from tests.test_cli import _env
 
 
 def _of_a_request(thing: object) -> bool:
@@ -56,3 +61,47 @@ async def test_answered_requests_leave_no_reference_cycle(client):
         gc.garbage.clear()
         gc.enable()
     assert kept == []
+
+
+# A server process started on its own, asked for nothing, then for a page and the document.
+_STARTED_IDLE = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from aiohttp.test_utils import TestClient, TestServer
+    from babel import localedata
+    from nanny.app import create_app
+    from nanny.config import load_settings
+    from nanny.http import openapi
+
+    def held():
+        return {"cldr": sorted(localedata._cache), "openapi": len(openapi._BUILT)}
+
+    async def main():
+        async with TestClient(TestServer(create_app(load_settings()))) as client:
+            idle = held()
+            page = await client.get("/login", headers={"Accept-Language": "kk"})
+            document = await client.get("/api/openapi.json")
+            assert page.status == 200 and document.status == 200
+            assert (await document.json())["openapi"].startswith("3.1")
+            print(json.dumps({"idle": idle, "used": held()}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_an_idle_process_holds_no_language_data_nor_the_api_document(database_url, tmp_path):
+    """The languages' CLDR data (7 MiB with Babel's root locale) and the OpenAPI document are
+    loaded by the first page of a language and the first request for the document, not at
+    start-up: a worker serving only the API never holds them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTED_IDLE],
+        env=_env(DATABASE_URL=database_url, NANNY_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    held = json.loads(done.stdout.strip().splitlines()[-1])
+    assert held["idle"] == {"cldr": [], "openapi": 0}
+    assert "kk" in held["used"]["cldr"] and held["used"]["openapi"] == 1

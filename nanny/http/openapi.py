@@ -1,12 +1,15 @@
 """GET /api/openapi.json: an OpenAPI 3.1 document generated from the `@endpoint` declarations
 of every route on the app, so a route added anywhere appears without touching this module.
 
-The document is built at startup, when the router is frozen (routes cannot change while the app
-runs), once per process for the same routes, and served from memory.
+The document is built on the first request for it, in the CPU executor (pydantic's schema work
+takes some 60 ms), encoded once and served from memory: the router is frozen by then (routes
+cannot change while the app runs), and a worker that is never asked for the document never holds
+it. One build per process serves every app with the same routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import typing
 from typing import Any
@@ -15,16 +18,16 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from nanny.encoding import encode
 from nanny.errors import NannyError, Unauthorized, Unavailable, ValidationFailed
 from nanny.http.endpoint import SPEC_ATTR, EndpointSpec
 from nanny.http.public import HEADERS_DOC, NOT_MODIFIED_DOC
-from nanny.http.responses import json_response
 from nanny.http.schemas import ErrorOut
+from nanny.keys import CPU_EXECUTOR
 from nanny.validation import Id
 
 routes = web.RouteTableDef()
 
-OPENAPI_DOCUMENT = web.AppKey("openapi_document", dict)
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _METHODS = ("get", "put", "post", "delete", "patch")
@@ -294,18 +297,36 @@ def _responses(spec: EndpointSpec, refs: dict, has_path_params: bool) -> dict[st
 
 # One document per set of declared routes: every app a process makes (a test run makes hundreds)
 # has the same routes, and shares the document built for the first.
-_BUILT: dict[tuple, dict] = {}
+_BUILT: dict[tuple, bytes] = {}
 
 
-async def build_on_startup(app: web.Application) -> None:
+def _encoded_document(app: web.Application) -> bytes:
     routes_key = tuple((p, m, name, id(spec)) for p, m, name, spec in _operations(app))
-    document = _BUILT.get(routes_key)
-    if document is None:
-        document = _BUILT[routes_key] = build_document(app)
-    app[OPENAPI_DOCUMENT] = document
+    body = _BUILT.get(routes_key)
+    if body is None:
+        body = _BUILT[routes_key] = encode(build_document(app))
+    return body
+
+
+class Document:
+    """An app's OpenAPI document, built once, when it is first asked for."""
+
+    def __init__(self) -> None:
+        self._built: asyncio.Future[bytes] | None = None
+
+    async def body(self, app: web.Application) -> bytes:
+        if self._built is None:
+            loop = asyncio.get_running_loop()
+            self._built = loop.run_in_executor(app[CPU_EXECUTOR], _encoded_document, app)
+        # Shielded: a client going away must not cancel the build others wait for.
+        return await asyncio.shield(self._built)
+
+
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", Document)
 
 
 # Not an @endpoint: the OpenAPI document is described by the OpenAPI specification itself.
 @routes.get("/api/openapi.json", name="openapi")
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(request.app[OPENAPI_DOCUMENT])
+    body = await request.app[OPENAPI_DOCUMENT].body(request.app)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
