@@ -74,14 +74,22 @@ _STARTED_IDLE = textwrap.dedent(
     from nanny.http import openapi
 
     def held():
-        return {"cldr": sorted(localedata._cache), "openapi": len(openapi._BUILT)}
+        return {
+            "cldr": sorted(localedata._cache),
+            "openapi": len(openapi._BUILT),
+            "phonenumbers": "phonenumbers" in sys.modules,
+        }
 
     async def main():
         async with TestClient(TestServer(create_app(load_settings()))) as client:
             idle = held()
             page = await client.get("/login", headers={"Accept-Language": "kk"})
             document = await client.get("/api/openapi.json")
+            account = {"email": "a@example.kz", "password": "correct-horse-9",
+                       "full_name": "Aigerim", "phone": "8 701 123 45 67"}
+            registered = await client.post("/api/auth/register/owner", json=account)
             assert page.status == 200 and document.status == 200
+            assert registered.status == 201, await registered.text()
             assert (await document.json())["openapi"].startswith("3.1")
             print(json.dumps({"idle": idle, "used": held()}))
 
@@ -91,9 +99,9 @@ _STARTED_IDLE = textwrap.dedent(
 
 
 def test_an_idle_process_holds_no_language_data_nor_the_api_document(database_url, tmp_path):
-    """The languages' CLDR data (7 MiB with Babel's root locale) and the OpenAPI document are
-    loaded by the first page of a language and the first request for the document, not at
-    start-up: a worker serving only the API never holds them."""
+    """The languages' CLDR data (7 MiB with Babel's root locale), the OpenAPI document and the
+    phone number tables are loaded by the first page of a language, the first request for the
+    document and the first number read, not at start-up."""
     done = subprocess.run(
         [sys.executable, "-c", _STARTED_IDLE],
         env=_env(DATABASE_URL=database_url, NANNY_DATA_DIR=str(tmp_path)),
@@ -103,5 +111,6 @@ def test_an_idle_process_holds_no_language_data_nor_the_api_document(database_ur
     )
     assert done.returncode == 0, done.stderr[-3000:]
     held = json.loads(done.stdout.strip().splitlines()[-1])
-    assert held["idle"] == {"cldr": [], "openapi": 0}
-    assert "kk" in held["used"]["cldr"] and held["used"]["openapi"] == 1
+    assert held["idle"] == {"cldr": [], "openapi": 0, "phonenumbers": False}
+    used = held["used"]
+    assert "kk" in used["cldr"] and used["openapi"] == 1 and used["phonenumbers"]
