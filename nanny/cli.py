@@ -122,8 +122,8 @@ def _load_server_modules() -> None:
 
 
 async def _return_startup_memory(app) -> None:
-    """Hand back to the system what start-up allocated and freed (parsing templates, catalogs,
-    the OpenAPI models): glibc keeps freed heap pages otherwise, a few MiB a process."""
+    """Hand back to the system what start-up allocated and freed (parsing the catalogs, making
+    the templates' environments): glibc keeps freed heap pages otherwise."""
     import contextlib
     import ctypes
 
