@@ -24,7 +24,7 @@ CATALOG_DIR = PROJECT_ROOT / "locale"
 DOMAIN = "messages"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalog:
     locale: str
     translations: Translations

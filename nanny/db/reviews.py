@@ -195,7 +195,7 @@ async def sitter_reviews_page(
             WHERE r.sitter_id = s.user_id
             ORDER BY r.created_at DESC, r.review_id DESC
             LIMIT $2 OFFSET $3
-        ), ',') || ']', 'UTF8')
+        ), ',') || ']', 'UTF8') AS page
         FROM sitters s
         WHERE s.user_id = $1
         """,
@@ -203,7 +203,7 @@ async def sitter_reviews_page(
         limit,
         offset,
     )
-    return None if row is None else (row[1], row[0])
+    return None if row is None else (row["page"], row["rating_count"])
 
 
 async def get_rating(conn: asyncpg.Connection, sitter_id: int) -> Rating | None:
